@@ -1,0 +1,252 @@
+"""The workers: the pagination loop of each segment, and the queue of pages.
+
+``concurrency`` workers share one line of segments. A worker takes the segment at the
+head of the line, reads *one* page of it, hands the page to the consumer and puts the
+segment back at the end of the line. So 25 segments are read by 5 workers in turn, a
+skewed segment cannot hold a worker for the whole scan, and no more than
+``concurrency`` requests are ever in flight. A segment goes back in line only after
+its page is in the queue, which keeps each segment's pages in order for the consumer.
+
+The queue between workers and consumer is bounded: a consumer that stops pulling stops
+the workers after at most ``buffer_pages + concurrency`` pages, whatever the table size.
+
+Workers never raise into whatever runs them. A persistent error is recorded on the
+engine, the other workers are cancelled, and the consumer raises it once they are gone.
+That keeps the consumer's own code out of any cancel scope: in the ``async with`` form
+the consumer's block is never cancelled behind its back because a page failed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Engine", "Page"]
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._decode import decode_items
+from ._errors import annotate, is_retryable, is_throttle
+from ._limiter import TokenBucket
+from ._options import Options
+from ._stats import Counters
+
+Key = dict[str, Any]
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+
+
+class Page:
+    """One response's worth of items, and where it sits in its segment."""
+
+    __slots__ = ("items", "last_key", "segment", "skip", "start_key")
+
+    def __init__(
+        self, segment: int, start_key: Key | None, skip: int, items: list[Any], last_key: Key | None
+    ) -> None:
+        self.segment = segment
+        self.start_key = start_key
+        self.skip = skip
+        self.items = items
+        self.last_key = last_key
+
+
+class Engine:
+    __slots__ = (
+        "_client",
+        "_estimate",
+        "_finished",
+        "_limiter",
+        "_line",
+        "_live",
+        "_options",
+        "_receive",
+        "_scopes",
+        "_send",
+        "_unstarted",
+        "counters",
+        "error",
+        "started",
+    )
+
+    def __init__(self, client: Any, options: Options, counters: Counters) -> None:
+        self._client = client
+        self._options = options
+        self.counters = counters
+        self.error: BaseException | None = None
+        self.started = False
+        resume = options.resume
+        done = resume.done if resume else frozenset()
+        positions = resume.positions if resume else {}
+        # Segments already begun go first, in order, then the untouched ones lazily:
+        # a million-segment scan does not build a million cursors up front.
+        self._line: deque[tuple[int, Key | None, int]] = deque(
+            (segment, key, skip) for segment, (key, skip) in sorted(positions.items())
+        )
+        self._unstarted = iter(
+            [s for s in range(options.segments) if s not in done and s not in positions]
+            if done or positions
+            else range(options.segments)
+        )
+        self._limiter = TokenBucket(options.rate_limit) if options.rate_limit else None
+        # What a page is expected to cost, charged up front and corrected afterwards.
+        self._estimate = 1.0
+        self._scopes: set[anyio.CancelScope] = set()
+        self._live = 0
+        self._send: MemoryObjectSendStream[Page] | None = None
+        self._receive: MemoryObjectReceiveStream[Page] | None = None
+        self._finished: anyio.Event | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self, spawn: Spawn) -> None:
+        """Start the workers with ``spawn`` (a task group's ``start_soon`` or a plain task)."""
+        self.started = True
+        self._send, self._receive = anyio.create_memory_object_stream[Page](
+            self._options.buffer_pages
+        )
+        self._finished = anyio.Event()
+        self.counters.start()
+        workers = min(self._options.concurrency, self._options.segments)
+        self._live = workers
+        for _ in range(workers):
+            spawn(self._worker)
+
+    def cancel(self) -> None:
+        """Stop every worker now; safe to call from ``__del__`` and more than once."""
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self._live > 0
+
+    async def wait_finished(self) -> None:
+        if self._finished is not None:
+            await self._finished.wait()
+
+    async def receive(self) -> Page:
+        assert self._receive is not None
+        return await self._receive.receive()
+
+    def close(self) -> None:
+        if self._receive is not None:
+            self._receive.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+            self.cancel()
+
+    # -- workers ------------------------------------------------------------------
+
+    def _take(self) -> tuple[int, Key | None, int] | None:
+        segment = next(self._unstarted, None)
+        if segment is not None:
+            return segment, None, 0
+        return self._line.popleft() if self._line else None
+
+    async def _worker(self) -> None:
+        scope = anyio.CancelScope()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                await self._run()
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            self._scopes.discard(scope)
+            self._live -= 1
+            if self._live == 0:
+                self.counters.finish()
+                assert self._send is not None and self._finished is not None
+                self._send.close()
+                self._finished.set()
+
+    async def _run(self) -> None:
+        assert self._send is not None
+        send = self._send.send
+        counters = self.counters
+        # DynamoDB sends no items for Select="COUNT"; some emulators (moto) send them anyway.
+        count_only = self._options.scan_params.get("Select") == "COUNT"
+        while self.error is None:
+            cursor = self._take()
+            if cursor is None:
+                return
+            segment, key, skip = cursor
+            response = await self._fetch(segment, key)
+            items = [] if count_only else response.get("Items", [])
+            if skip:
+                items = items[skip:]
+            if self._options.deserialize and items:
+                items = decode_items(items)
+            last_key = response.get("LastEvaluatedKey")
+            counters.pages += 1
+            counters.count += response.get("Count", 0)
+            counters.scanned += response.get("ScannedCount", 0)
+            await send(Page(segment, key, skip, items, last_key))
+            if last_key is None:
+                counters.segments_done += 1
+            else:
+                self._line.append((segment, last_key, 0))
+
+    async def _fetch(self, segment: int, key: Key | None) -> dict[str, Any]:
+        options = self._options
+        request = dict(options.request_params)
+        if options.segments > 1:
+            request["Segment"] = segment
+        else:
+            del request["TotalSegments"]
+        if key is not None:
+            request["ExclusiveStartKey"] = key
+        counters = self.counters
+        limiter = self._limiter
+        attempts = 0
+        retry = 0
+        while True:
+            estimate = self._estimate
+            if limiter is not None:
+                await limiter.acquire(estimate)
+            settled = False
+            try:
+                response: dict[str, Any] = await self._client.scan(**request)
+                cost = _capacity(response)
+                if limiter is not None:
+                    limiter.settle(estimate, cost)
+                    settled = True
+                    # Follow the real page cost, smoothed: pages of one table cost alike.
+                    self._estimate = 0.7 * estimate + 0.3 * cost
+                counters.consumed_capacity += cost
+                counters.retries += response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+                return response
+            except Exception as exc:
+                made = 1 + _botocore_retries(exc)
+                attempts += made
+                counters.retries += made - 1
+                throttled = is_throttle(exc)
+                if throttled:
+                    counters.throttles += 1
+                if not is_retryable(exc) or attempts >= options.retry.max_attempts:
+                    annotate(exc, options.table, segment, options.segments)
+                    raise
+                counters.retries += 1
+            finally:
+                if limiter is not None and not settled:
+                    limiter.settle(estimate, 0.0)
+            await anyio.sleep(options.retry.delay(retry))
+            retry += 1
+
+
+def _capacity(response: dict[str, Any]) -> float:
+    consumed = response.get("ConsumedCapacity")
+    if not consumed:
+        return 0.0
+    return float(consumed.get("CapacityUnits", 0.0))
+
+
+def _botocore_retries(exc: BaseException) -> int:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return 0
+    return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
