@@ -1,0 +1,92 @@
+"""Fixtures: a real moto server on 127.0.0.1, tables loaded once, and clients per test.
+
+Everything here talks to a real server process; nothing mocks the client. The tables
+are small (moto's Scan costs time in proportion to the whole table on every request)
+and ``Limit`` makes many pages out of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.config import Config
+
+from dynascan_async.testing import MotoServer
+from tests.support import tables
+from tests.support.faultproxy import FaultProxy
+
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    # aiobotocore runs on asyncio only.
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sync_client(moto_server: MotoServer) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=moto_server.endpoint_url,
+        region_name=REGION,
+        config=Config(retries={"total_max_attempts": 1}),
+        **CREDENTIALS,
+    )
+
+
+@pytest.fixture(scope="session")
+def loaded(sync_client: Any) -> tables.Loaded:
+    """Every test table, created and filled once for the session."""
+    return tables.load_all(sync_client)
+
+
+@pytest.fixture(scope="session")
+def proxy(moto_server: MotoServer) -> Iterator[FaultProxy]:
+    with FaultProxy("127.0.0.1", moto_server.port) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+def faults(proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """The fault proxy, reset before and after the test."""
+    proxy.reset()
+    yield proxy
+    proxy.reset()
+
+
+def _async_client(endpoint_url: str, **config: Any) -> Any:
+    return get_session().create_client(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        # The library retries itself; botocore's own retries are left at one attempt
+        # so that the tests see exactly what the library does.
+        config=AioConfig(retries={"total_max_attempts": 1}, **config),
+        **CREDENTIALS,
+    )
+
+
+@pytest.fixture
+async def client(moto_server: MotoServer, loaded: tables.Loaded) -> AsyncIterator[Any]:
+    async with _async_client(moto_server.endpoint_url) as async_client:
+        yield async_client
+
+
+@pytest.fixture
+async def proxied_client(faults: FaultProxy, loaded: tables.Loaded) -> AsyncIterator[Any]:
+    async with _async_client(faults.url, max_pool_connections=64) as async_client:
+        yield async_client
+

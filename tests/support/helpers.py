@@ -1,0 +1,55 @@
+"""Small helpers the tests share: comparing item sets, finding leftover tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import Binary
+
+
+def _default(value: object) -> object:
+    if isinstance(value, bytes | bytearray):
+        return {"<bytes>": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, Binary):
+        return {"<Binary>": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, Decimal):
+        return {"<Decimal>": str(value)}
+    if isinstance(value, set | frozenset):
+        return {"<set>": sorted(json.dumps(v, sort_keys=True, default=_default) for v in value)}
+    raise TypeError(type(value))
+
+
+def canon(item: Any) -> str:
+    """A text form of an item in which equal items, and only they, are equal."""
+    return json.dumps(item, sort_keys=True, default=_default)
+
+
+def as_multiset(items: Iterable[Any]) -> list[str]:
+    return sorted(canon(item) for item in items)
+
+
+def assert_same_items(got: Iterable[Any], expected: Iterable[Any]) -> None:
+    """Exactly the same items, each as often: nothing lost, nothing duplicated."""
+    got_list = as_multiset(got)
+    expected_list = as_multiset(expected)
+    assert len(got_list) == len(expected_list), (len(got_list), len(expected_list))
+    assert len(set(got_list)) == len(got_list), "an item was delivered twice"
+    assert got_list == expected_list
+
+
+def other_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks still running on this loop besides the current one and the test runner's."""
+    current = asyncio.current_task()
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if task is not current
+        and not task.done()
+        # anyio's pytest plugin drives each test from a runner task of its own.
+        and not getattr(task.get_coro(), "__qualname__", "").startswith("TestRunner.")
+    }
