@@ -151,8 +151,7 @@ def load(value: Any, *, table: str, segments: int | None, params: str) -> Resume
         )
     if value.get("table") != table:
         raise CheckpointError(
-            f"resume_from was taken from a scan of table {value.get('table')!r}, "
-            f"not {table!r}"
+            f"resume_from was taken from a scan of table {value.get('table')!r}, not {table!r}"
         )
     total = _int(value.get("segments"), "segments", 1, 1_000_000)
     if segments is not None and total != segments:

@@ -52,7 +52,9 @@ def _int_option(name: str, value: object, low: int, high: int | None = None) -> 
 
 
 def _pool_size(client: Any) -> int:
-    size = getattr(getattr(getattr(client, "meta", None), "config", None), "max_pool_connections", None)
+    size = getattr(
+        getattr(getattr(client, "meta", None), "config", None), "max_pool_connections", None
+    )
     return size if isinstance(size, int) and size > 0 else DEFAULT_POOL
 
 
@@ -68,7 +70,9 @@ def _check_client(client: Any) -> None:
             "client is a synchronous boto3 client: pass an aiobotocore or aioboto3 one "
             "(the scan awaits client.scan)"
         )
-    service = getattr(getattr(getattr(client, "meta", None), "service_model", None), "service_name", None)
+    service = getattr(
+        getattr(getattr(client, "meta", None), "service_model", None), "service_name", None
+    )
     if service is not None and service != "dynamodb":
         raise TypeError(f"client is a {service!r} client, not a 'dynamodb' one")
 

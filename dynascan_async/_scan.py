@@ -24,7 +24,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -34,6 +34,9 @@ from ._options import Options, validate
 from ._retry import RetryPolicy
 from ._segments import Engine, Key, Page
 from ._stats import Counters, ScanStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -46,6 +49,7 @@ class Scan:
     """
 
     __slots__ = (
+        "__weakref__",
         "_done",
         "_engine",
         "_exhausted",
@@ -59,15 +63,18 @@ class Scan:
         "_state",
         "_tasks",
         "_tg",
-        "__weakref__",
     )
 
     def __init__(self, client: Any, options: Options) -> None:
         self._options = options
         resume = options.resume
-        self._engine = Engine(client, options, Counters(options.segments, len(resume.done) if resume else 0))
+        self._engine = Engine(
+            client, options, Counters(options.segments, len(resume.done) if resume else 0)
+        )
         self._done: set[int] = set(resume.done) if resume else set()
-        self._positions: dict[int, tuple[Key | None, int]] = dict(resume.positions) if resume else {}
+        self._positions: dict[int, tuple[Key | None, int]] = (
+            dict(resume.positions) if resume else {}
+        )
         self._page: Page | None = None
         self._items: list[Any] = []
         self._i = 0
@@ -89,14 +96,14 @@ class Scan:
 
     # -- the context-manager form ------------------------------------------------
 
-    async def __aenter__(self) -> Scan:
+    async def __aenter__(self) -> Self:
         if self._state != "new":
             raise RuntimeError("a scan can be entered once, before it is iterated")
         self._state = "managed"
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        self._engine.start(tg.start_soon)
+        self._engine.start(lambda worker: tg.start_soon(worker))
         return self
 
     async def __aexit__(
@@ -115,7 +122,7 @@ class Scan:
             # The task group wraps the block's own exception; the workers never raise.
             # Hand the caller its exception as it was, not inside a group.
             if exc is not None and list(group.exceptions) == [exc]:
-                return None
+                return
             raise
         finally:
             self._engine.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 __all__ = ["Engine", "Page"]
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -34,7 +34,7 @@ from ._options import Options
 from ._stats import Counters
 
 Key = dict[str, Any]
-Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
 
 
 class Page:
@@ -153,14 +153,15 @@ class Engine:
         try:
             with scope:
                 await self._run()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, who raises it
             self._fail(exc)
         finally:
             self._scopes.discard(scope)
             self._live -= 1
             if self._live == 0:
                 self.counters.finish()
-                assert self._send is not None and self._finished is not None
+                assert self._send is not None
+                assert self._finished is not None
                 self._send.close()
                 self._finished.set()
 

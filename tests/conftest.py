@@ -21,7 +21,7 @@ from tests.support import tables
 from tests.support.faultproxy import FaultProxy
 
 REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+KEY_ID = SECRET = "testing"
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,8 @@ def sync_client(moto_server: MotoServer) -> Any:
         endpoint_url=moto_server.endpoint_url,
         region_name=REGION,
         config=Config(retries={"total_max_attempts": 1}),
-        **CREDENTIALS,
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
     )
 
 
@@ -75,7 +76,8 @@ def _async_client(endpoint_url: str, **config: Any) -> Any:
         # The library retries itself; botocore's own retries are left at one attempt
         # so that the tests see exactly what the library does.
         config=AioConfig(retries={"total_max_attempts": 1}, **config),
-        **CREDENTIALS,
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
     )
 
 
@@ -89,4 +91,3 @@ async def client(moto_server: MotoServer, loaded: tables.Loaded) -> AsyncIterato
 async def proxied_client(faults: FaultProxy, loaded: tables.Loaded) -> AsyncIterator[Any]:
     async with _async_client(faults.url, max_pool_connections=64) as async_client:
         yield async_client
-

@@ -30,7 +30,7 @@ async def take(client: Any, table: str, n: int, **kwargs: Any) -> tuple[list[Any
 async def test_break_then_resume_is_exact(
     client: Any, loaded: tables.Loaded, stop_after: int
 ) -> None:
-    options = {"segments": 6, "concurrency": 3, "deserialize": False, "Limit": 45}
+    options: dict[str, Any] = {"segments": 6, "concurrency": 3, "deserialize": False, "Limit": 45}
     first, state = await take(client, tables.WEBLOG, stop_after, **options)
     assert len(first) == stop_after
     async with dynascan_async.scan(client, tables.WEBLOG, resume_from=state, **options) as scan:
@@ -39,7 +39,7 @@ async def test_break_then_resume_is_exact(
 
 
 async def test_many_interruptions_add_up(client: Any, loaded: tables.Loaded) -> None:
-    options = {"segments": 5, "concurrency": 2, "deserialize": False, "Limit": 33}
+    options: dict[str, Any] = {"segments": 5, "concurrency": 2, "deserialize": False, "Limit": 33}
     seen: list[Any] = []
     state = None
     for chunk in (50, 7, 120, 1, 200):
@@ -51,7 +51,7 @@ async def test_many_interruptions_add_up(client: Any, loaded: tables.Loaded) -> 
 
 
 async def test_binary_keys_survive_json(client: Any, loaded: tables.Loaded) -> None:
-    options = {"segments": 3, "deserialize": False, "Limit": 20}
+    options: dict[str, Any] = {"segments": 3, "deserialize": False, "Limit": 20}
     first, state = await take(client, tables.BINARY_KEYS, 111, **options)
     assert any(position[1] for position in state["positions"])  # a key was recorded
     rest = [
@@ -125,3 +125,16 @@ async def test_tampered_checkpoint_is_refused(client: Any) -> None:
     broken = dict(state, done=[[3, 9]])
     with pytest.raises(ValueError, match="done"):
         dynascan_async.scan(client, tables.WEBLOG, segments=4, resume_from=broken)
+
+
+async def test_break_and_loop_again_in_async_with(client: Any, loaded: tables.Loaded) -> None:
+    seen: list[Any] = []
+    async with dynascan_async.scan(client, tables.WEBLOG, segments=4, deserialize=False) as scan:
+        async for item in scan:
+            seen.append(item)
+            if len(seen) == 100:
+                break
+        middle = scan.checkpoint()
+        seen.extend([item async for item in scan])
+    assert_same_items(seen, loaded.weblog)
+    assert middle != scan.checkpoint()

@@ -27,14 +27,23 @@ FAST_RETRY = dynascan_async.RetryPolicy(max_attempts=30, base=0.001, cap=0.01)
     [(0.3, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.25), (0.2, 0.15, 0.15)],
 )
 async def test_transient_faults_lose_and_duplicate_nothing(
-    proxied_client: Any, faults: FaultProxy, loaded: tables.Loaded,
-    throttle: float, error: float, drop: float,
+    proxied_client: Any,
+    faults: FaultProxy,
+    loaded: tables.Loaded,
+    throttle: float,
+    error: float,
+    drop: float,
 ) -> None:
     faults.seed = 7
     faults.throttle_rate, faults.error_rate, faults.drop_rate = throttle, error, drop
     async with dynascan_async.scan(
-        proxied_client, tables.WEBLOG, segments=6, concurrency=4, Limit=40,
-        deserialize=False, retry=FAST_RETRY,
+        proxied_client,
+        tables.WEBLOG,
+        segments=6,
+        concurrency=4,
+        Limit=40,
+        deserialize=False,
+        retry=FAST_RETRY,
     ) as scan:
         items = [item async for item in scan]
     assert_same_items(items, loaded.weblog)
@@ -55,11 +64,12 @@ async def test_persistent_error_surfaces_promptly_and_resume_completes(
         with pytest.raises(ClientError) as info:
             async with scan:
                 async for item in scan:
-                    got.append(item)
+                    got.append(item)  # noqa: PERF401 - keep what was read before the error
     error = info.value
     assert error.response["Error"]["Code"] == "AccessDeniedException"
     notes = " ".join(getattr(error, "__notes__", []))
-    assert tables.WEBLOG in notes and "segment" in notes
+    assert tables.WEBLOG in notes
+    assert "segment" in notes
     assert 0 < len(got) < len(loaded.weblog)
     assert other_tasks() == set()
     # Not retried: access denied is not transient.
@@ -83,13 +93,17 @@ async def test_error_raised_from_the_bare_loop(
     faults.fail_code = "InternalServerError"
     faults.fail_status = 500
     scan = dynascan_async.scan(
-        proxied_client, tables.WEBLOG, segments=4, concurrency=2, Limit=25,
+        proxied_client,
+        tables.WEBLOG,
+        segments=4,
+        concurrency=2,
+        Limit=25,
         retry=dynascan_async.RetryPolicy(max_attempts=3, base=0.001, cap=0.001),
     )
     got = []
     with pytest.raises(ClientError) as info:
         async for item in scan:
-            got.append(item)
+            got.append(item)  # noqa: PERF401 - keep what was read before the error
     assert info.value.response["Error"]["Code"] == "InternalServerError"
     assert scan.stats.retries >= 2  # a 5xx is retried before it is given up on
     assert other_tasks() == set()
@@ -97,7 +111,11 @@ async def test_error_raised_from_the_bare_loop(
     rest = [
         item
         async for item in dynascan_async.scan(
-            proxied_client, tables.WEBLOG, segments=4, concurrency=2, Limit=25,
+            proxied_client,
+            tables.WEBLOG,
+            segments=4,
+            concurrency=2,
+            Limit=25,
             resume_from=scan.checkpoint(),
         )
     ]
@@ -121,8 +139,13 @@ async def test_never_more_in_flight_than_concurrency(
     faults.latency = 0.02
     faults.throttle_rate = 0.1  # retries must respect the limit too
     async with dynascan_async.scan(
-        proxied_client, tables.WEBLOG, segments=segments, concurrency=concurrency, Limit=100,
-        deserialize=False, retry=FAST_RETRY,
+        proxied_client,
+        tables.WEBLOG,
+        segments=segments,
+        concurrency=concurrency,
+        Limit=100,
+        deserialize=False,
+        retry=FAST_RETRY,
     ) as scan:
         items = [item async for item in scan]
     assert_same_items(items, loaded.weblog)
@@ -135,8 +158,13 @@ async def test_paused_consumer_stops_the_requests(
 ) -> None:
     concurrency, buffer_pages = 3, 2
     async with dynascan_async.scan(
-        proxied_client, tables.WEBLOG, segments=10, concurrency=concurrency,
-        buffer_pages=buffer_pages, Limit=10, deserialize=False,
+        proxied_client,
+        tables.WEBLOG,
+        segments=10,
+        concurrency=concurrency,
+        buffer_pages=buffer_pages,
+        Limit=10,
+        deserialize=False,
     ) as scan:
         iterator = aiter(scan)
         await anext(iterator)

@@ -37,8 +37,12 @@ async def test_every_item_once_raw(
     client: Any, loaded: tables.Loaded, segments: int, concurrency: int
 ) -> None:
     items, stats = await collect(
-        client, tables.WEBLOG, segments=segments, concurrency=concurrency,
-        deserialize=False, Limit=60,
+        client,
+        tables.WEBLOG,
+        segments=segments,
+        concurrency=concurrency,
+        deserialize=False,
+        Limit=60,
     )
     assert_same_items(items, loaded.weblog)
     assert stats.items == len(loaded.weblog) == stats.count == stats.scanned
@@ -49,7 +53,9 @@ async def test_every_item_once_raw(
 
 
 async def test_bare_async_for_gives_every_item(client: Any, loaded: tables.Loaded) -> None:
-    items = [item async for item in dynascan_async.scan(client, tables.WEBLOG, segments=8, Limit=50)]
+    items = [
+        item async for item in dynascan_async.scan(client, tables.WEBLOG, segments=8, Limit=50)
+    ]
     assert_same_items(items, plain(loaded.weblog))
 
 
@@ -108,7 +114,12 @@ async def test_filter_projection_names_values(
     expected = tables.reference_scan(sync_client, tables.WEBLOG, **WEBLOG_FILTER)
     assert 0 < len(expected) < len(loaded.weblog)
     items, stats = await collect(
-        client, tables.WEBLOG, segments=5, concurrency=3, deserialize=False, Limit=40,
+        client,
+        tables.WEBLOG,
+        segments=5,
+        concurrency=3,
+        deserialize=False,
+        Limit=40,
         **WEBLOG_FILTER,
     )
     assert_same_items(items, expected)
@@ -125,10 +136,15 @@ async def test_global_secondary_index(client: Any, sync_client: Any) -> None:
     expected = tables.reference_scan(sync_client, tables.WEBLOG, IndexName=tables.WEBLOG_INDEX)
     assert len(expected) == tables.WEBLOG_ROWS
     items, stats = await collect(
-        client, tables.WEBLOG, segments=3, deserialize=False, IndexName=tables.WEBLOG_INDEX,
+        client,
+        tables.WEBLOG,
+        segments=3,
+        deserialize=False,
+        IndexName=tables.WEBLOG_INDEX,
         Limit=100,
     )
     assert_same_items(items, expected)
+    assert stats.scanned == tables.WEBLOG_ROWS
     assert all(set(item) <= {"host", "requestid", "bytessent"} for item in items)
 
 
@@ -145,8 +161,13 @@ async def test_consistent_read_and_consumed_capacity(client: Any, loaded: tables
 
 async def test_select_count_yields_nothing_and_counts(client: Any, loaded: tables.Loaded) -> None:
     items, stats = await collect(
-        client, tables.WEBLOG, segments=4, Select="COUNT", Limit=100,
-        FilterExpression="responsecode = :c", ExpressionAttributeValues={":c": {"N": "404"}},
+        client,
+        tables.WEBLOG,
+        segments=4,
+        Select="COUNT",
+        Limit=100,
+        FilterExpression="responsecode = :c",
+        ExpressionAttributeValues={":c": {"N": "404"}},
     )
     assert items == []
     expected = sum(1 for i in loaded.weblog if i["responsecode"]["N"] == "404")

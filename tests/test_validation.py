@@ -50,7 +50,10 @@ BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
 
 @pytest.mark.parametrize(("kwargs", "error", "mentions"), BAD)
 async def test_bad_option_raises_before_any_request(
-    proxied_client: Any, faults: FaultProxy, kwargs: dict[str, Any], error: type[Exception],
+    proxied_client: Any,
+    faults: FaultProxy,
+    kwargs: dict[str, Any],
+    error: type[Exception],
     mentions: str,
 ) -> None:
     with pytest.raises(error, match=mentions):
@@ -67,8 +70,11 @@ async def test_bad_table_name(client: Any) -> None:
 
 async def test_synchronous_client_is_refused(moto_server: Any) -> None:
     sync = boto3.client(
-        "dynamodb", endpoint_url=moto_server.endpoint_url, region_name="us-east-1",
-        aws_access_key_id="x", aws_secret_access_key="x",
+        "dynamodb",
+        endpoint_url=moto_server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
     )
     with pytest.raises(TypeError, match="synchronous"):
         dynascan_async.scan(sync, tables.WEBLOG)
@@ -78,7 +84,7 @@ async def test_synchronous_client_is_refused(moto_server: Any) -> None:
 
 async def test_options_are_keyword_only(client: Any) -> None:
     with pytest.raises(TypeError):
-        dynascan_async.scan(client, tables.WEBLOG, 8)  # type: ignore[misc]
+        dynascan_async.scan(client, tables.WEBLOG, 8)  # type: ignore[call-arg]
 
 
 def test_public_names_match_all() -> None:

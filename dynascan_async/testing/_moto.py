@@ -14,6 +14,10 @@ import subprocess
 import sys
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def _free_port() -> int:
@@ -37,7 +41,7 @@ class MotoServer:
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> MotoServer:
+    def start(self) -> Self:
         if self._process is not None:
             return self
         env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
@@ -84,7 +88,7 @@ class MotoServer:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
-    def __enter__(self) -> MotoServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -7,7 +7,7 @@ import base64
 import json
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import Binary
 
@@ -16,7 +16,8 @@ def _default(value: object) -> object:
     if isinstance(value, bytes | bytearray):
         return {"<bytes>": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, Binary):
-        return {"<Binary>": base64.b64encode(bytes(value)).decode()}
+        # boto3-stubs types Binary.__bytes__ as returning str; .value is the bytes.
+        return {"<Binary>": base64.b64encode(cast(Any, value).value).decode()}
     if isinstance(value, Decimal):
         return {"<Decimal>": str(value)}
     if isinstance(value, set | frozenset):

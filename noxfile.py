@@ -1,0 +1,56 @@
+"""Sessions: ``nox`` runs lint, typecheck and the tests on every supported Python found.
+
+``nox -s compat`` runs the suite against both aiobotocore lines (2.25.x, which the
+current aioboto3 pins, and 3.x); ``nox -s demo`` runs the quick-start job.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests", "compat"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers: 3.10 to 3.13
+
+
+def _install_tests(session: nox.Session, *extra: str) -> None:
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"), *extra)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    _install_tests(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("aiobotocore", ["2.25", "3"])
+def compat(session: nox.Session, aiobotocore: str) -> None:
+    """The two aiobotocore lines users have: the one aioboto3 pins and the newest."""
+    _install_tests(session, f"aiobotocore=={aiobotocore}.*")
+    session.run("python", "-c", "import aiobotocore; print('aiobotocore', aiobotocore.__version__)")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install(".", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The quick start: a local server, a web-log table, sequential against parallel."""
+    session.install(".[server]")
+    session.run("python", "examples/quickstart.py", *session.posargs)
