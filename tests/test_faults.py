@@ -10,6 +10,8 @@ from typing import Any
 
 import anyio
 import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 import dynascan_async
@@ -177,3 +179,50 @@ async def test_paused_consumer_stops_the_requests(
         rest = [item async for item in iterator]
     assert len(rest) + 1 == len(loaded.weblog)
     assert faults.scan_requests > paused_at
+
+
+async def test_botocore_retries_are_counted_not_multiplied(
+    faults: FaultProxy, loaded: tables.Loaded
+) -> None:
+    """A client left with botocore's own retries: both layers share one attempt budget."""
+    faults.seed = 11
+    faults.throttle_rate = 0.3
+    config = AioConfig(retries={"mode": "standard", "max_attempts": 3})
+    async with (
+        get_session().create_client(
+            "dynamodb",
+            endpoint_url=faults.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=config,
+        ) as client,
+        dynascan_async.scan(
+            client, tables.WEBLOG, segments=4, Limit=50, deserialize=False, retry=FAST_RETRY
+        ) as scan,
+    ):
+        items = [item async for item in scan]
+    assert_same_items(items, loaded.weblog)
+    # Every injected throttle was followed by exactly one retry, by botocore or by us.
+    assert scan.stats.retries == faults.injected["throttle"] > 0
+
+
+async def test_attempt_budget_includes_botocore_attempts(faults: FaultProxy) -> None:
+    faults.throttle_rate = 1.0
+    config = AioConfig(retries={"mode": "standard", "total_max_attempts": 4})
+    async with get_session().create_client(
+        "dynamodb",
+        endpoint_url=faults.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=config,
+    ) as client:
+        policy = dynascan_async.RetryPolicy(max_attempts=6, base=0.001, cap=0.001)
+        with pytest.raises(ClientError) as info:
+            async for _ in dynascan_async.scan(client, tables.TINY, segments=1, retry=policy):
+                pass
+    assert info.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    # botocore made 4 attempts in its first call; the library one more call of 4: 8 >= 6.
+    # Without the shared budget it would have been 6 calls of 4 attempts, 24 requests.
+    assert faults.scan_requests == 8

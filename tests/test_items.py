@@ -225,3 +225,23 @@ async def test_rate_limit_paces_the_scan(client: Any, loaded: tables.Loaded) -> 
     # A lower bound only: the bucket may not let more than its burst (one second's worth)
     # plus the rate through. Slow machines only make this easier to meet.
     assert stats.elapsed >= (stats.consumed_capacity - 2 * rate) / rate
+
+
+async def test_empty_pages_with_a_key_do_not_end_a_segment(
+    client: Any, sync_client: Any, loaded: tables.Loaded
+) -> None:
+    wanted = {"req-0000003", "req-0000301", "req-0000598"}
+    params: dict[str, Any] = {
+        "FilterExpression": "requestid IN (:a, :b, :c)",
+        "ExpressionAttributeValues": {
+            f":{name}": {"S": value} for name, value in zip("abc", sorted(wanted), strict=True)
+        },
+    }
+    items, stats = await collect(
+        client, tables.WEBLOG, segments=2, deserialize=False, Limit=10, **params
+    )
+    assert {item["requestid"]["S"] for item in items} == wanted
+    assert_same_items(items, tables.reference_scan(sync_client, tables.WEBLOG, **params))
+    # Most of the ~60 pages were empty and still carried a LastEvaluatedKey.
+    assert stats.pages >= len(loaded.weblog) // 10
+    assert stats.scanned == len(loaded.weblog)
