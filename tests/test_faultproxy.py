@@ -34,25 +34,6 @@ _MOTO_START_TIMEOUT = 20.0
 _N_ITEMS = 12
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers_http(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
-    try:
-        conn.request("GET", "/")
-        conn.getresponse().read()
-    except OSError:
-        return False
-    finally:
-        conn.close()
-    return True
-
-
 @pytest.fixture(scope="module")
 def moto_port(moto_server: MotoServer) -> int:
     """The session's moto server (tests/conftest.py)."""

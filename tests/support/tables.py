@@ -93,7 +93,9 @@ def _put_all(client: Any, name: str, items: list[dict[str, Any]]) -> None:
 def reference_scan(client: Any, table: str, **params: Any) -> list[dict[str, Any]]:
     """Every item, the plain boto3 way: one sequential paginator."""
     paginator = client.get_paginator("scan")
-    return [item for page in paginator.paginate(TableName=table, **params) for item in page["Items"]]
+    return [
+        item for page in paginator.paginate(TableName=table, **params) for item in page["Items"]
+    ]
 
 
 def load_all(client: Any) -> Loaded:
@@ -122,8 +124,7 @@ def load_all(client: Any) -> Loaded:
     _put_all(client, TYPES, types)
 
     big = [
-        {"pk": {"S": f"big-{n:03d}"}, "blob": {"S": chr(65 + n % 26) * 150_000}}
-        for n in range(24)
+        {"pk": {"S": f"big-{n:03d}"}, "blob": {"S": chr(65 + n % 26) * 150_000}} for n in range(24)
     ]
     _create(client, BIG, [("pk", "S", "HASH")])
     _put_all(client, BIG, big)
