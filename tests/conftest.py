@@ -12,16 +12,12 @@ from typing import Any
 
 import boto3
 import pytest
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.config import Config
 
 from dynascan_async.testing import MotoServer
 from tests.support import tables
 from tests.support.faultproxy import FaultProxy
-
-REGION = "us-east-1"
-KEY_ID = SECRET = "testing"
+from tests.support.helpers import async_client
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +37,10 @@ def sync_client(moto_server: MotoServer) -> Any:
     return boto3.client(
         "dynamodb",
         endpoint_url=moto_server.endpoint_url,
-        region_name=REGION,
+        region_name="us-east-1",
         config=Config(retries={"total_max_attempts": 1}),
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
@@ -68,26 +64,13 @@ def faults(proxy: FaultProxy) -> Iterator[FaultProxy]:
     proxy.reset()
 
 
-def _async_client(endpoint_url: str, **config: Any) -> Any:
-    return get_session().create_client(
-        "dynamodb",
-        endpoint_url=endpoint_url,
-        region_name=REGION,
-        # The library retries itself; botocore's own retries are left at one attempt
-        # so that the tests see exactly what the library does.
-        config=AioConfig(retries={"total_max_attempts": 1}, **config),
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
-    )
-
-
 @pytest.fixture
 async def client(moto_server: MotoServer, loaded: tables.Loaded) -> AsyncIterator[Any]:
-    async with _async_client(moto_server.endpoint_url) as async_client:
-        yield async_client
+    async with async_client(moto_server.endpoint_url) as made:
+        yield made
 
 
 @pytest.fixture
 async def proxied_client(faults: FaultProxy, loaded: tables.Loaded) -> AsyncIterator[Any]:
-    async with _async_client(faults.url, max_pool_connections=64) as async_client:
-        yield async_client
+    async with async_client(faults.url, max_pool_connections=64) as made:
+        yield made

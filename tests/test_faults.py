@@ -10,14 +10,12 @@ from typing import Any
 
 import anyio
 import pytest
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 import dynascan_async
 from tests.support import tables
 from tests.support.faultproxy import FaultProxy
-from tests.support.helpers import assert_same_items, other_tasks
+from tests.support.helpers import assert_same_items, async_client, other_tasks
 
 pytestmark = pytest.mark.anyio
 
@@ -187,16 +185,9 @@ async def test_botocore_retries_are_counted_not_multiplied(
     """A client left with botocore's own retries: both layers share one attempt budget."""
     faults.seed = 11
     faults.throttle_rate = 0.3
-    config = AioConfig(retries={"mode": "standard", "max_attempts": 3})
+    retries = {"mode": "standard", "max_attempts": 3}
     async with (
-        get_session().create_client(
-            "dynamodb",
-            endpoint_url=faults.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=config,
-        ) as client,
+        async_client(faults.url, retries=retries) as client,
         dynascan_async.scan(
             client, tables.WEBLOG, segments=4, Limit=50, deserialize=False, retry=FAST_RETRY
         ) as scan,
@@ -209,15 +200,8 @@ async def test_botocore_retries_are_counted_not_multiplied(
 
 async def test_attempt_budget_includes_botocore_attempts(faults: FaultProxy) -> None:
     faults.throttle_rate = 1.0
-    config = AioConfig(retries={"mode": "standard", "total_max_attempts": 4})
-    async with get_session().create_client(
-        "dynamodb",
-        endpoint_url=faults.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=config,
-    ) as client:
+    retries = {"mode": "standard", "total_max_attempts": 4}
+    async with async_client(faults.url, retries=retries) as client:
         policy = dynascan_async.RetryPolicy(max_attempts=6, base=0.001, cap=0.001)
         with pytest.raises(ClientError) as info:
             async for _ in dynascan_async.scan(client, tables.TINY, segments=1, retry=policy):

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, cast
 
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 from boto3.dynamodb.types import Binary
 
 
@@ -41,6 +43,22 @@ def assert_same_items(got: Iterable[Any], expected: Iterable[Any]) -> None:
     assert len(got_list) == len(expected_list), (len(got_list), len(expected_list))
     assert len(set(got_list)) == len(got_list), "an item was delivered twice"
     assert got_list == expected_list
+
+
+def async_client(endpoint_url: str, *, retries: dict[str, Any] | None = None, **config: Any) -> Any:
+    """An aiobotocore DynamoDB client (an async context manager) for the local servers.
+
+    By default botocore's own retries are off (one attempt), so that the tests see exactly
+    what the library does; pass ``retries`` to test the two layers together.
+    """
+    return get_session().create_client(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        config=AioConfig(retries=retries or {"total_max_attempts": 1}, **config),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def other_tasks() -> set[asyncio.Task[Any]]:
