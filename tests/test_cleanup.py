@@ -76,7 +76,8 @@ async def test_timeout_around_bare_loop(proxied_client: Any, slow: FaultProxy) -
 
 async def test_asyncio_timeout_around_bare_loop(proxied_client: Any, slow: FaultProxy) -> None:
     slow.latency = 0.5
-    with pytest.raises(TimeoutError):
+    # asyncio.TimeoutError: on 3.10 it is not yet the builtin TimeoutError.
+    with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(consume(proxied_client), timeout=0.2)
     await asyncio.sleep(0)
     assert other_tasks() == set()
