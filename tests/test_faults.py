@@ -136,7 +136,7 @@ async def test_missing_table_is_a_client_error(client: Any) -> None:
 async def test_never_more_in_flight_than_concurrency(
     proxied_client: Any, faults: FaultProxy, loaded: tables.Loaded, segments: int, concurrency: int
 ) -> None:
-    faults.latency = 0.02
+    faults.latency = 0.05
     faults.throttle_rate = 0.1  # retries must respect the limit too
     async with dynascan_async.scan(
         proxied_client,
@@ -151,6 +151,16 @@ async def test_never_more_in_flight_than_concurrency(
     assert_same_items(items, loaded.weblog)
     assert faults.max_in_flight <= concurrency
     assert faults.max_in_flight == concurrency  # and the limit is actually used
+
+
+async def settled_count(faults: FaultProxy, *, quiet: float, limit: float) -> int:
+    """The proxy's Scan count once it has not moved for ``quiet`` seconds."""
+    with anyio.fail_after(limit):
+        while True:
+            before = faults.scan_requests
+            await anyio.sleep(quiet)
+            if faults.scan_requests == before and faults.in_flight == 0:
+                return before
 
 
 async def test_paused_consumer_stops_the_requests(
@@ -168,12 +178,14 @@ async def test_paused_consumer_stops_the_requests(
     ) as scan:
         iterator = aiter(scan)
         await anext(iterator)
-        await anyio.sleep(0.5)  # the consumer pauses; the workers fill the buffer and stop
-        paused_at = faults.scan_requests
+        # The consumer pauses; the workers fill the buffer and stop. Wait until the
+        # request count has been still for a while (bounded, so a bug fails, not hangs).
+        paused_at = await settled_count(faults, quiet=0.3, limit=10.0)
         await anyio.sleep(0.5)
         assert faults.scan_requests == paused_at
         # One page with the consumer, buffer_pages queued, one blocked per worker.
         assert scan.stats.pages <= 1 + buffer_pages + concurrency
+        assert paused_at <= 1 + buffer_pages + concurrency
         rest = [item async for item in iterator]
     assert len(rest) + 1 == len(loaded.weblog)
     assert faults.scan_requests > paused_at
