@@ -17,20 +17,23 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers: 3.10 to 3.13
 
 
-def _install_tests(session: nox.Session, *extra: str) -> None:
-    session.install(".", *nox.project.dependency_groups(PYPROJECT, "tests"), *extra)
+def _install_tests(session: nox.Session, *extra: str, package: str = ".") -> None:
+    session.install(package, *nox.project.dependency_groups(PYPROJECT, "tests"), *extra)
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    _install_tests(session)
+    _install_tests(session, package=".[fast]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 @nox.parametrize("aiobotocore", ["2.25", "3"])
 def compat(session: nox.Session, aiobotocore: str) -> None:
-    """The two aiobotocore lines users have: the one aioboto3 pins and the newest."""
+    """The two aiobotocore lines users have: the one aioboto3 pins and the newest.
+
+    Without the ``fast`` extra, so the stdlib JSON path is tested too.
+    """
     _install_tests(session, f"aiobotocore=={aiobotocore}.*")
     session.run("python", "-c", "import aiobotocore; print('aiobotocore', aiobotocore.__version__)")
     session.run("pytest", "-q", *session.posargs)

@@ -21,11 +21,12 @@ small look-alike class is used instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from base64 import b64decode
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["decode_value", "decode_item", "decode_items"]
+__all__ = ["binary_to_bytes", "decode_value", "decode_item", "decode_items"]
 
 
 def decode_value(av: Mapping[str, Any]) -> Any:
@@ -134,13 +135,45 @@ def _binary_type() -> type[Any]:
 _Binary = _binary_type()
 
 
-def _binary_set(values: Sequence[bytes]) -> set[Any]:
-    return set(map(_Binary, values))
+def _binary(value: bytes | str) -> Any:
+    # Text is the wire form (base64), as the library's own fast path hands it over;
+    # bytes is what botocore's parser makes of it.
+    return _Binary(b64decode(value) if value.__class__ is str else value)
+
+
+def _binary_set(values: Sequence[bytes | str]) -> set[Any]:
+    return set(map(_binary, values))
+
+
+def _raw_value(av: dict[str, Any]) -> None:
+    if "B" in av:
+        value = av["B"]
+        if value.__class__ is str:
+            av["B"] = b64decode(value)
+    elif "BS" in av:
+        av["BS"] = [b64decode(v) if v.__class__ is str else v for v in av["BS"]]
+    elif "M" in av:
+        for inner in av["M"].values():
+            _raw_value(inner)
+    elif "L" in av:
+        for inner in av["L"]:
+            _raw_value(inner)
+
+
+def binary_to_bytes(items: Iterable[dict[str, dict[str, Any]]]) -> None:
+    """Turn base64 text of "B"/"BS" values into bytes, in place, at any depth.
+
+    For raw items from the wire, so that they are exactly what the low-level API (botocore's
+    parser) returns. Only called for pages whose body mentions a binary value at all.
+    """
+    for item in items:
+        for av in item.values():
+            _raw_value(av)
 
 
 # No "S" or "N": decode_value and decode_item deal with those before they look here.
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "B": _Binary,
+    "B": _binary,
     "BOOL": _identity,
     "NULL": _null,
     "M": decode_item,

@@ -32,6 +32,7 @@ from ._errors import annotate, is_retryable, is_throttle
 from ._limiter import TokenBucket
 from ._options import Options
 from ._stats import Counters
+from ._transport import fetch_page, install
 
 Key = dict[str, Any]
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
@@ -72,6 +73,7 @@ class Engine:
 
     def __init__(self, client: Any, options: Options, counters: Counters) -> None:
         self._client = client
+        install(client)
         self._options = options
         self.counters = counters
         self.error: BaseException | None = None
@@ -203,6 +205,7 @@ class Engine:
             request["ExclusiveStartKey"] = key
         counters = self.counters
         limiter = self._limiter
+        raw = not options.deserialize
         attempts = 0
         retry = 0
         while True:
@@ -211,7 +214,7 @@ class Engine:
                 await limiter.acquire(estimate)
             settled = False
             try:
-                response: dict[str, Any] = await self._client.scan(**request)
+                response = await fetch_page(self._client, request, raw=raw)
                 cost = _capacity(response)
                 if limiter is not None:
                     limiter.settle(estimate, cost)

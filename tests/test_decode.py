@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import decimal
 import importlib.util
 import sys
@@ -20,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynascan_async import _decode
-from dynascan_async._decode import decode_item, decode_items, decode_value
+from dynascan_async._decode import binary_to_bytes, decode_item, decode_items, decode_value
 
 # Any: boto3-stubs, where installed, wants TypedDicts, which the generated values are not.
 TD: Any = TypeDeserializer()
@@ -385,7 +386,7 @@ def test_without_boto3_binary_falls_back(
     module = load_decode_copy("_decode_without_boto3")
     decoded = module.decode_value(first)
     fallback = module._FallbackBinary
-    assert module._DECODERS["B"] is fallback
+    assert module._Binary is fallback
     for member in decoded if isinstance(decoded, set) else [decoded]:
         assert type(member) is fallback
     assert module.decode_value({"BS": [b"a", b"b"]}) == {fallback(b"a"), fallback(b"b")}
@@ -414,3 +415,35 @@ def test_fallback_binary_rejects_non_bytes() -> None:
         _decode._FallbackBinary("abc")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         Binary("abc")
+
+
+@pytest.mark.parametrize("value", [b"", b"\x00\xff", bytes(range(256))])
+def test_binary_from_the_wire_form(value: bytes) -> None:
+    """The library's fast path hands over base64 text; botocore's parser, bytes."""
+    text = base64.b64encode(value).decode()
+    assert_same(decode_value({"B": text}), Binary(value))
+    assert_same(decode_value({"BS": [text, "AA=="]}), {Binary(value), Binary(b"\x00")})
+    nested = {"M": {"l": {"L": [{"B": text}]}}}
+    assert_same(decode_value(nested), {"l": [Binary(value)]})
+
+
+def test_binary_to_bytes_in_place_at_any_depth() -> None:
+    items: list[dict[str, Any]] = [
+        {
+            "b": {"B": "AAE="},
+            "bs": {"BS": ["AA==", "AQ=="]},
+            "m": {"M": {"deep": {"L": [{"B": "/w=="}, {"S": "AAE="}]}}},
+            "s": {"S": "AAE="},
+            "already": {"B": b"\x07"},
+        }
+    ]
+    binary_to_bytes(items)
+    assert items == [
+        {
+            "b": {"B": b"\x00\x01"},
+            "bs": {"BS": [b"\x00", b"\x01"]},
+            "m": {"M": {"deep": {"L": [{"B": b"\xff"}, {"S": "AAE="}]}}},
+            "s": {"S": "AAE="},
+            "already": {"B": b"\x07"},
+        }
+    ]

@@ -1,0 +1,80 @@
+"""Getting a Scan page off the wire without botocore's response parser.
+
+botocore's generic parser walks every attribute of every item against the service model
+to turn base64 into bytes; on a scan that is most of the client's CPU time, spent to
+produce a structure the library then walks again to decode. So the library keeps
+everything else of the client — signing, credentials, endpoint, proxies, its retries and
+its error handling for non-200 answers — and takes only the body of a *successful* Scan
+answer for itself: a ``before-parse`` handler swaps the body for ``{}`` (which the parser
+reads in no time) and hands the bytes over; the library parses them with one C call.
+
+The handler is registered once on each client the library is given, and does nothing
+unless the current task is inside the library's own ``client.scan`` call (a context
+variable says so), so the user's own Scan calls on the same client are untouched.
+"""
+
+from __future__ import annotations
+
+__all__ = ["fetch_page"]
+
+import contextvars
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ._decode import binary_to_bytes
+
+_loads: Callable[[bytes], Any]
+try:  # orjson, when installed (the "fast" extra), parses a page several times faster.
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - exercised by the CI matrix without orjson
+    _loads = json.loads
+
+_OURS: contextvars.ContextVar[bool] = contextvars.ContextVar("dynascan_async_scan", default=False)
+_BODY = "__dynascan_async_body__"
+_HANDLER_ID = "dynascan_async.take-scan-body"
+_EVENT = "before-parse.dynamodb.Scan"
+
+
+def _take_body(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    if _OURS.get() and response_dict.get("status_code") == 200:
+        body = response_dict.get("body")
+        if isinstance(body, bytes | bytearray):
+            customized_response_dict[_BODY] = body
+            response_dict["body"] = b"{}"
+
+
+def install(client: Any) -> None:
+    """Register the handler on ``client`` (idempotent: botocore keys it by its unique id)."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is not None:
+        events.register(_EVENT, _take_body, unique_id=_HANDLER_ID)
+
+
+async def fetch_page(client: Any, request: dict[str, Any], *, raw: bool) -> dict[str, Any]:
+    """One Scan call; the answer in the shape ``client.scan`` gives.
+
+    With ``raw``, binary values are bytes as botocore would give them; otherwise they may
+    still be base64 text, which the decoder accepts.
+    """
+    token = _OURS.set(True)
+    try:
+        response: dict[str, Any] = await client.scan(**request)
+    finally:
+        _OURS.reset(token)
+    body = response.pop(_BODY, None)
+    if body is None:  # not from the wire (a stubbed client) or not ours to take
+        return response
+    page: dict[str, Any] = _loads(body)
+    page["ResponseMetadata"] = response.get("ResponseMetadata", {})
+    if b'"B"' in body or b'"BS"' in body:
+        # A binary value somewhere (or an attribute named B): make keys bytes, as
+        # ExclusiveStartKey goes back through botocore's serializer, and raw items too.
+        last_key = page.get("LastEvaluatedKey")
+        if last_key:
+            binary_to_bytes([last_key])
+        if raw and page.get("Items"):
+            binary_to_bytes(page["Items"])
+    return page
