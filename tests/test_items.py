@@ -245,3 +245,16 @@ async def test_empty_pages_with_a_key_do_not_end_a_segment(
     # Most of the ~60 pages were empty and still carried a LastEvaluatedKey.
     assert stats.pages >= len(loaded.weblog) // 10
     assert stats.scanned == len(loaded.weblog)
+
+
+async def test_users_own_scan_calls_on_the_same_client_are_untouched(
+    client: Any, sync_client: Any, loaded: tables.Loaded
+) -> None:
+    """The library takes page bodies off the wire only for its own calls."""
+    raw, _ = await collect(client, tables.BINARY_KEYS, segments=2, deserialize=False, Limit=50)
+    assert_same_items(raw, loaded.binary_keys)
+    page = await client.scan(TableName=tables.BINARY_KEYS, Limit=7)
+    expected = sync_client.scan(TableName=tables.BINARY_KEYS, Limit=7)
+    assert page["Items"] == expected["Items"]
+    assert isinstance(page["LastEvaluatedKey"]["id"]["B"], bytes)
+    assert not any(key.startswith("__dynascan") for key in page)
