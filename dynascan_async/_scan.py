@@ -111,18 +111,18 @@ class Scan:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> bool:
         self._state = "closed"
         self._engine.cancel()
         tg, self._tg = self._tg, None
         assert tg is not None
         try:
-            await tg.__aexit__(exc_type, exc, tb)
+            return await tg.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
             # The task group wraps the block's own exception; the workers never raise.
             # Hand the caller its exception as it was, not inside a group.
             if exc is not None and list(group.exceptions) == [exc]:
-                return
+                return False
             raise
         finally:
             self._engine.close()
@@ -191,9 +191,6 @@ class Scan:
         while True:
             if engine.error is not None:
                 await self._raise_error()
-            if self._i < self._n:  # an error check interrupted a page: carry on with it
-                self._i += 1
-                return self._items[self._i - 1]
             if self._state == "closed" and not self._exhausted:
                 raise RuntimeError(
                     "this scan was stopped (its loop was left, or its block exited); start a "
