@@ -1,7 +1,7 @@
 """Sessions: ``nox`` runs lint, typecheck and the tests on every supported Python found.
 
 ``nox -s compat`` runs the suite against both aiobotocore lines (2.25.x, which the
-current aioboto3 pins, and 3.x); ``nox -s demo`` runs the quick-start job.
+current aioboto3 pins, and 3.x); ``nox -s demo`` runs ``dynascan demo``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,6 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The quick start: a local server, a web-log table, sequential against parallel."""
-    session.install(".[server]")
-    session.run("python", "examples/quickstart.py", *session.posargs)
+    """The quick start: `dynascan demo` (a local model server, the seeds' web-log workloads)."""
+    session.install(".[fast,server]")
+    session.run("dynascan", "demo", *session.posargs)

@@ -1,0 +1,7 @@
+"""``python -m dynascan_async``: the same as the ``dynascan`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
