@@ -321,3 +321,19 @@ def test_demo_runs_at_a_small_size(server: str) -> None:
     assert "parallel is" in out
     assert "(matches the loaded data" in out
     assert ("round trip" in out) == (server == "model")
+
+
+def test_quiet_when_piped_and_progress_on_request(moto_server: Any, loaded: tables.Loaded) -> None:
+    common = ["scan", "--table-name", tables.WEBLOG, "--endpoint-url", moto_server.endpoint_url]
+    piped = dynascan(*common)
+    assert piped.returncode == 0, piped.stderr
+    assert len(piped.stderr.splitlines()) == 1  # only the summary
+    assert "\x1b[K" not in piped.stderr
+    shown = dynascan(*common, "--progress", "always")
+    assert shown.returncode == 0, shown.stderr
+    # text mode turns the carriage returns into newlines: one line per redraw.
+    drawn = [line for line in shown.stderr.splitlines() if line.endswith("\x1b[K")]
+    assert drawn
+    assert "items/s" in drawn[0]
+    assert "segments" in drawn[0]
+    assert f"scanned of ~{tables.WEBLOG_ROWS:,}" in drawn[0]  # DescribeTable's estimate
