@@ -152,11 +152,15 @@ class _Progress:
         self.estimate = estimate
         self._drawn = 0.0
 
-    def update(self, stats: Any, *, force: bool = False) -> None:
+    def update(self, scan: Any) -> None:
+        # Called for every item: decide cheaply before taking a stats snapshot.
+        if not self.enabled:
+            return
         now = time.monotonic()
-        if not self.enabled or (not force and now - self._drawn < 0.25):
+        if now - self._drawn < 0.25:
             return
         self._drawn = now
+        stats = scan.stats
         total = stats.scanned
         share = ""
         if self.estimate:
@@ -239,7 +243,7 @@ async def run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             async with scan:
                 async for item in scan:
                     write(dumps_item(item))
-                    progress.update(scan.stats)
+                    progress.update(scan)
         except BaseException:
             # Ctrl-C, an error, a closed pipe: what was written is what the checkpoint says.
             with contextlib.suppress(OSError, ValueError):
