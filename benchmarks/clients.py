@@ -451,7 +451,7 @@ async def _dynascan(args: argparse.Namespace, result: Result, *, deserialize: bo
         # Exact throttle counts: botocore's own retries off, the library's in charge.
         retries = {"retries": {"total_max_attempts": 1}}
     config = AioConfig(max_pool_connections=args.concurrency, **retries)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"transport": args.transport}
     if args.rate_limit:
         options["rate_limit"] = args.rate_limit
     async with get_session().create_client(
@@ -544,6 +544,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit", type=float, default=0.0, help="dynascan: RCU/s")
     parser.add_argument("--seconds", type=float, default=0.0, help="dynascan: stop after")
     parser.add_argument("--profile", default="", help="write cProfile stats of the scan here")
+    parser.add_argument(
+        "--transport", default="auto", choices=["auto", "direct", "botocore"], help="dynascan"
+    )
     return parser
 
 

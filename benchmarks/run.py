@@ -266,6 +266,13 @@ def scenario_segments(args: argparse.Namespace, run: Run) -> None:
     specs = [
         Spec("dynascan 1 segment", "dynascan", 1, 1, page),
         Spec("dynascan 16 segments", "dynascan", 16, 16, page),
+        Spec(
+            "dynascan 16 segments, botocore transport",
+            "dynascan",
+            16,
+            16,
+            (*page, "--transport=botocore"),
+        ),
         Spec("recipe_fixed 16/16", "recipe_fixed", 16, 16, page),
         Spec("recipe 80/16", "recipe", 80, 16, page, note="verbatim"),
         Spec("paginator", "paginator", args=page),

@@ -56,6 +56,7 @@ _TRANSIENT_TRANSPORT = (
     botocore.exceptions.HTTPClientError,
     botocore.exceptions.IncompleteReadError,
     botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.ChecksumError,  # the direct path's check of x-amz-crc32
     _AiohttpClientError,
     ConnectionError,
 )

@@ -20,6 +20,7 @@ from botocore.client import BaseClient
 from botocore.validate import ParamValidator
 
 from . import _checkpoint
+from ._direct import unsupported
 from ._retry import RetryPolicy
 
 RESERVED_PARAMS = ("TableName", "Segment", "TotalSegments", "ExclusiveStartKey")
@@ -36,6 +37,7 @@ class Options:
     deserialize: bool
     buffer_pages: int
     retry: RetryPolicy
+    transport: str
     scan_params: Mapping[str, Any]
     request_params: Mapping[str, Any]
     fingerprint: str
@@ -101,6 +103,23 @@ def _check_scan_params(client: Any, table: str, params: Mapping[str, Any]) -> No
     raise ValueError(f"invalid Scan parameter: {message}")
 
 
+TRANSPORTS = ("auto", "direct", "botocore")
+
+
+def _transport(client: Any, transport: Any) -> str:
+    """ "direct" or "botocore": what "auto" comes to for this client, or why "direct" cannot."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    if transport == "botocore":
+        return "botocore"
+    reason = unsupported(client)
+    if reason is None:
+        return "direct"
+    if transport == "direct":
+        raise ValueError(f"transport='direct' cannot stand in for this client's scan: {reason}")
+    return "botocore"
+
+
 def validate(
     client: Any,
     table: Any,
@@ -112,6 +131,7 @@ def validate(
     resume_from: Any,
     buffer_pages: Any,
     retry: Any,
+    transport: Any,
     scan_params: dict[str, Any],
 ) -> Options:
     _check_client(client)
@@ -142,6 +162,7 @@ def validate(
     elif not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be a dynascan_async.RetryPolicy, not {type(retry).__name__}")
     _check_scan_params(client, table, scan_params)
+    transport = _transport(client, transport)
 
     digest = _checkpoint.fingerprint(scan_params)
     resume = None
@@ -170,6 +191,7 @@ def validate(
         deserialize=deserialize,
         buffer_pages=buffer_pages,
         retry=retry,
+        transport=transport,
         scan_params=dict(scan_params),
         request_params=request,
         fingerprint=digest,

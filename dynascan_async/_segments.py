@@ -32,7 +32,7 @@ from ._errors import annotate, is_retryable, is_throttle
 from ._limiter import TokenBucket
 from ._options import Options
 from ._stats import Counters
-from ._transport import fetch_page, install
+from ._transport import fetch_page, open_transport
 
 Key = dict[str, Any]
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
@@ -55,7 +55,6 @@ class Page:
 
 class Engine:
     __slots__ = (
-        "_client",
         "_estimate",
         "_finished",
         "_limiter",
@@ -65,6 +64,7 @@ class Engine:
         "_receive",
         "_scopes",
         "_send",
+        "_transport",
         "_unstarted",
         "counters",
         "error",
@@ -72,8 +72,7 @@ class Engine:
     )
 
     def __init__(self, client: Any, options: Options, counters: Counters) -> None:
-        self._client = client
-        install(client)
+        self._transport = open_transport(client, options.transport)
         self._options = options
         self.counters = counters
         self.error: BaseException | None = None
@@ -214,7 +213,7 @@ class Engine:
                 await limiter.acquire(estimate)
             settled = False
             try:
-                response = await fetch_page(self._client, request, raw=raw)
+                response = await fetch_page(self._transport, request, raw=raw)
                 cost = _capacity(response)
                 if limiter is not None:
                     limiter.settle(estimate, cost)

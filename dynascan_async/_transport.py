@@ -1,12 +1,16 @@
 """Getting a Scan page off the wire without botocore's response parser.
 
+Two transports give the page body: ``DirectTransport`` (``_direct``) sends the request
+itself, and ``BotocoreTransport`` goes through ``client.scan`` and takes the body as
+below. Both hand the bytes to ``fetch_page``, which parses them with one C call.
+
 botocore's generic parser walks every attribute of every item against the service model
 to turn base64 into bytes; on a scan that is most of the client's CPU time, spent to
-produce a structure the library then walks again to decode. So the library keeps
-everything else of the client — signing, credentials, endpoint, proxies, its retries and
-its error handling for non-200 answers — and takes only the body of a *successful* Scan
-answer for itself: a ``before-parse`` handler swaps the body for ``{}`` (which the parser
-reads in no time) and hands the bytes over; the library parses them with one C call.
+produce a structure the library then walks again to decode. So the botocore transport
+keeps everything else of the client — signing, credentials, endpoint, proxies, its retries,
+its hooks and its error handling for non-200 answers — and takes only the body of a
+*successful* Scan answer for itself: a ``before-parse`` handler swaps the body for ``{}``
+(which the parser reads in no time) and hands the bytes over.
 
 The handler is registered once on each client the library is given, and does nothing
 unless the current task is inside the library's own ``client.scan`` call (a context
@@ -15,7 +19,7 @@ variable says so), so the user's own Scan calls on the same client are untouched
 
 from __future__ import annotations
 
-__all__ = ["fetch_page"]
+__all__ = ["BotocoreTransport", "Transport", "fetch_page", "open_transport"]
 
 import contextvars
 import json
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._decode import binary_to_bytes
+from ._direct import DirectTransport
 
 _loads: Callable[[bytes], Any]
 try:  # orjson, when installed (the "fast" extra), parses a page several times faster.
@@ -53,22 +58,47 @@ def install(client: Any) -> None:
         events.register(_EVENT, _take_body, unique_id=_HANDLER_ID)
 
 
-async def fetch_page(client: Any, request: dict[str, Any], *, raw: bool) -> dict[str, Any]:
+class BotocoreTransport:
+    """``client.scan`` itself, all of botocore on the way out and its retries and hooks."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        install(client)
+
+    async def page(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+        """botocore's response (its metadata, for a body taken off the wire) and that body."""
+        token = _OURS.set(True)
+        try:
+            response: dict[str, Any] = await self._client.scan(**request)
+        finally:
+            _OURS.reset(token)
+        body = response.pop(_BODY, None)
+        if body is None:  # not from the wire (a stubbed client) or not ours to take
+            return response, None
+        return response.get("ResponseMetadata", {}), body
+
+
+Transport = BotocoreTransport | DirectTransport
+
+
+def open_transport(client: Any, kind: str) -> Transport:
+    """The transport ``_options`` chose for this client ("direct" or "botocore")."""
+    return DirectTransport(client) if kind == "direct" else BotocoreTransport(client)
+
+
+async def fetch_page(transport: Transport, request: dict[str, Any], *, raw: bool) -> dict[str, Any]:
     """One Scan call; the answer in the shape ``client.scan`` gives.
 
     With ``raw``, binary values are bytes as botocore would give them; otherwise they may
     still be base64 text, which the decoder accepts.
     """
-    token = _OURS.set(True)
-    try:
-        response: dict[str, Any] = await client.scan(**request)
-    finally:
-        _OURS.reset(token)
-    body = response.pop(_BODY, None)
-    if body is None:  # not from the wire (a stubbed client) or not ours to take
-        return response
+    metadata, body = await transport.page(request)
+    if body is None:
+        return metadata
     page: dict[str, Any] = _loads(body)
-    page["ResponseMetadata"] = response.get("ResponseMetadata", {})
+    page["ResponseMetadata"] = metadata
     if b'"B"' in body or b'"BS"' in body:
         # A binary value somewhere (or an attribute named B): make keys bytes, as
         # ExclusiveStartKey goes back through botocore's serializer, and raw items too.

@@ -7,6 +7,7 @@ and ``Limit`` makes many pages out of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+import dynascan_async
 from dynascan_async.testing import MotoServer
 from tests.support import tables
 from tests.support.faultproxy import FaultProxy
@@ -74,3 +76,17 @@ async def client(moto_server: MotoServer, loaded: tables.Loaded) -> AsyncIterato
 async def proxied_client(faults: FaultProxy, loaded: tables.Loaded) -> AsyncIterator[Any]:
     async with async_client(faults.url, max_pool_connections=64) as made:
         yield made
+
+
+_scan = dynascan_async.scan
+
+
+@pytest.fixture(params=["direct", "botocore"])
+def every_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once per transport: ``dynascan_async.scan`` with each as its default.
+
+    A test that names a transport itself still gets the one it names.
+    """
+    transport: str = request.param
+    monkeypatch.setattr(dynascan_async, "scan", functools.partial(_scan, transport=transport))
+    return transport

@@ -17,7 +17,8 @@ from tests.support import tables
 from tests.support.faultproxy import FaultProxy
 from tests.support.helpers import assert_same_items, async_client, other_tasks
 
-pytestmark = pytest.mark.anyio
+# Every test here runs once with each transport (see conftest.every_transport).
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("every_transport")]
 
 FAST_RETRY = dynascan_async.RetryPolicy(max_attempts=30, base=0.001, cap=0.01)
 
@@ -216,9 +217,28 @@ async def test_attempt_budget_includes_botocore_attempts(faults: FaultProxy) -> 
     async with async_client(faults.url, retries=retries) as client:
         policy = dynascan_async.RetryPolicy(max_attempts=6, base=0.001, cap=0.001)
         with pytest.raises(ClientError) as info:
-            async for _ in dynascan_async.scan(client, tables.TINY, segments=1, retry=policy):
+            async for _ in dynascan_async.scan(
+                client, tables.TINY, segments=1, retry=policy, transport="botocore"
+            ):
                 pass
     assert info.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
     # botocore made 4 attempts in its first call; the library one more call of 4: 8 >= 6.
     # Without the shared budget it would have been 6 calls of 4 attempts, 24 requests.
     assert faults.scan_requests == 8
+
+
+async def test_direct_transport_is_the_only_retry_layer(faults: FaultProxy) -> None:
+    """botocore's retry settings do not apply to requests the library sends itself."""
+    faults.throttle_rate = 1.0
+    retries = {"mode": "standard", "total_max_attempts": 4}
+    async with async_client(faults.url, retries=retries) as client:
+        policy = dynascan_async.RetryPolicy(max_attempts=6, base=0.001, cap=0.001)
+        scan = dynascan_async.scan(
+            client, tables.TINY, segments=1, retry=policy, transport="direct"
+        )
+        with pytest.raises(client.exceptions.ProvisionedThroughputExceededException) as info:
+            async for _ in scan:
+                pass
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert faults.scan_requests == 6
+    assert (scan.stats.throttles, scan.stats.retries) == (6, 5)

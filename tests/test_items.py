@@ -14,7 +14,8 @@ import dynascan_async
 from tests.support import tables
 from tests.support.helpers import assert_same_items
 
-pytestmark = pytest.mark.anyio
+# Every test here runs once with each transport (see conftest.every_transport).
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("every_transport")]
 
 
 async def collect(client: Any, table: str, **kwargs: Any) -> tuple[list[Any], Any]:

@@ -30,6 +30,7 @@ import http
 import ipaddress
 import json
 import random
+import re
 import threading
 import uuid
 import zlib
@@ -80,6 +81,7 @@ _THREAD_JOIN_TIMEOUT: Final = 10.0
 _MAX_ERRORS_KEPT: Final = 100
 
 Headers = list[tuple[str, str]]
+_STRING_VALUE = re.compile(rb'"S":\s*"')
 
 
 class _BadMessage(Exception):
@@ -267,6 +269,8 @@ class FaultProxy:
       ``fail_code`` (``injected["persistent"]``). None disables it.
     * ``latency`` -- seconds of delay added to every Scan request (injected faults included)
       before it is answered / forwarded.
+    * ``corrupt_next`` -- how many of the next successful Scan answers get one character of
+      a string value changed in transit, headers (and so ``x-amz-crc32``) left as they were.
     * ``seed`` -- seed of the proxy's ``random.Random``; assigning it re-seeds the generator.
 
     Counters (read-only properties, each read under the lock):
@@ -281,6 +285,8 @@ class FaultProxy:
     * ``requests`` (all requests), ``connections`` (client connections accepted),
       ``upstream_errors`` (answered 502) and ``errors`` (class names of unexpected exceptions
       in the proxy; client disconnects are not errors).
+    * ``last_scan`` -- the headers (as sent, in order) and body of the latest Scan request,
+      for tests of what the client put on the wire (its signature, its headers).
     """
 
     def __init__(
@@ -309,6 +315,7 @@ class FaultProxy:
         self.fail_code = fail_code
         self.fail_status = fail_status
         self.latency = latency
+        self.corrupt_next = 0
 
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -410,6 +417,7 @@ class FaultProxy:
             self.fail_code = "AccessDeniedException"
             self.fail_status = 400
             self.latency = 0.0
+            self.corrupt_next = 0
             self._rng.seed(self._seed)
             self._zero_counters_locked()
             self._max_in_flight = self._in_flight
@@ -425,6 +433,7 @@ class FaultProxy:
             dict.fromkeys(FAULT_KINDS, 0)
         )
         self._errors: list[str] = []
+        self._last_scan: tuple[Headers, bytes] | None = None
 
     def _note_error_locked(self, exc: BaseException) -> None:
         if len(self._errors) < _MAX_ERRORS_KEPT:
@@ -439,6 +448,11 @@ class FaultProxy:
     def connections(self) -> int:
         with self._lock:
             return self._connections
+
+    @property
+    def last_scan(self) -> tuple[Headers, bytes] | None:
+        with self._lock:
+            return self._last_scan
 
     @property
     def scan_requests(self) -> int:
@@ -558,6 +572,8 @@ class FaultProxy:
             await self._write(writer, response, keep_alive=request.keep_alive)
             return request.keep_alive
 
+        with self._lock:
+            self._last_scan = (list(request.headers), request.body)
         kind = self._admit_scan()
         # in_flight drops just before the response goes out, so that a client which has its
         # answer (or saw its connection close) never reads a stale in_flight from this proxy.
@@ -570,13 +586,26 @@ class FaultProxy:
             if kind is not None:
                 response = self._fault_response(kind)
             else:
-                response = await self._forward(request, scan=True)
+                response = self._maybe_corrupt(await self._forward(request, scan=True))
         finally:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
         await self._write(writer, response, keep_alive=request.keep_alive)
         return request.keep_alive
+
+    def _maybe_corrupt(self, response: _Response) -> _Response:
+        with self._lock:
+            if self.corrupt_next <= 0 or response.status != 200:
+                return response
+            found = _STRING_VALUE.search(response.body)
+            start = found.end() if found else -1
+            if start < 0 or not response.body[start : start + 1].isalnum():
+                return response
+            self.corrupt_next -= 1
+        body = bytearray(response.body)
+        body[start] ^= 0x01  # alphanumeric stays printable, never a quote or a backslash
+        return _Response(response.status, response.reason, response.headers, bytes(body))
 
     def _admit_scan(self) -> FaultKind | None:
         """Count a fully read Scan request and decide its fate (under the lock)."""
