@@ -87,6 +87,6 @@ def every_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
     A test that names a transport itself still gets the one it names.
     """
-    transport: str = request.param
+    transport: Any = request.param
     monkeypatch.setattr(dynascan_async, "scan", functools.partial(_scan, transport=transport))
     return transport

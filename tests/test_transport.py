@@ -143,7 +143,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 
 @pytest.mark.parametrize("transport", ["direct", "botocore"])
 @pytest.mark.usefixtures("no_credentials")
-async def test_no_credentials_is_botocores_error(faults: FaultProxy, transport: str) -> None:
+async def test_no_credentials_is_botocores_error(faults: FaultProxy, transport: Any) -> None:
     async with get_session().create_client(
         "dynamodb", endpoint_url=faults.url, region_name="us-east-1"
     ) as client:
