@@ -89,4 +89,4 @@ def every_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     """
     transport: Any = request.param
     monkeypatch.setattr(dynascan_async, "scan", functools.partial(_scan, transport=transport))
-    return transport
+    return str(transport)
