@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--region")
     scan.add_argument("--profile")
     scan.add_argument(
+        "--transport",
+        choices=["auto", "direct", "botocore"],
+        default="auto",
+        help="who sends the requests (auto: the library itself, unless that cannot be done)",
+    )
+    scan.add_argument(
         "--progress",
         choices=["auto", "always", "never"],
         default="auto",
@@ -227,6 +233,7 @@ async def run_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 rate_limit=args.rate_limit,
                 deserialize=not args.raw,
                 resume_from=resume,
+                transport=args.transport,
                 **params,
             )
         except CheckpointError as exc:

@@ -54,9 +54,14 @@ def as_cli_json(raw_items: list[dict[str, Any]]) -> list[Any]:
     return lines("".join(dumps_item(item) for item in decode_items(raw_items)))
 
 
-def test_output_equals_a_boto3_scan(moto_server: Any, loaded: tables.Loaded) -> None:
+@pytest.mark.parametrize("transport", ["auto", "botocore", "direct"])
+def test_output_equals_a_boto3_scan(
+    moto_server: Any, loaded: tables.Loaded, transport: str
+) -> None:
     result = dynascan(
         "scan",
+        "--transport",
+        transport,
         "--table-name",
         tables.WEBLOG,
         "--endpoint-url",
@@ -227,6 +232,7 @@ def test_interrupt_then_resume_gives_every_item_once(
         (["scan", "--table-name", "t", "--total-segments", "0"], ">= 1"),
         (["scan", "--table-name", "t", "--page-size", "x"], "whole number"),
         (["scan", "--table-name", "t", "--rate-limit", "-5"], "> 0"),
+        (["scan", "--table-name", "t", "--transport", "fast"], "invalid choice"),
         (["frobnicate"], "invalid choice"),
     ],
 )
