@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiobotocore
 import anyio
 import boto3
 import pytest
@@ -281,3 +282,24 @@ async def test_endpoint_comes_from_the_clients_rules(
         transport = DirectTransport(client)
         resolved = await transport._endpoint({"TableName": "t"})
     assert resolved == (url, region, "dynamodb")
+
+
+async def test_an_httpx_session_works_as_well(faults: FaultProxy, loaded: tables.Loaded) -> None:
+    """aiobotocore 3 can send with httpx instead of aiohttp; the direct path uses either."""
+    pytest.importorskip("httpx2", reason="httpx2 needs Python 3.11")
+    if int(aiobotocore.__version__.split(".")[0]) < 3:
+        pytest.skip("aiobotocore 2.x's httpx backend wants the legacy httpx package")
+    from aiobotocore import httpxsession
+
+    # The stubs know only the aiohttp session class.
+    session_cls: Any = httpxsession.HttpxSession
+    config = AioConfig(http_session_cls=session_cls, retries={"total_max_attempts": 1})
+    async with client_for(faults.url, config=config) as client:
+        scan = dynascan_async.scan(client, tables.WEBLOG, segments=3, Limit=100, deserialize=False)
+        assert_same_items([item async for item in scan], loaded.weblog)
+        assert scan.transport == "direct"
+        assert faults.last_scan is not None
+        assert_signed(*faults.last_scan)
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            async for _ in dynascan_async.scan(client, "no_such_table"):
+                pass
