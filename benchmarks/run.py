@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import pstats
 import signal
 import statistics
@@ -124,9 +125,14 @@ def main_specs(args: argparse.Namespace) -> list[Spec]:
 
 def run_client(spec: Spec, endpoint: str, table: str, timeout: float) -> dict[str, Any]:
     """One client subprocess; its JSON line, or ``{"error": ...}``."""
+    # Clients run as an installed program runs: with bytecode caches. Without them (some
+    # machines set PYTHONDONTWRITEBYTECODE) every run compiles what it imports, and modules
+    # imported lazily on a client's first request are compiled inside its measured window.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     try:
         done = subprocess.run(
             spec.command(endpoint, table),
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,

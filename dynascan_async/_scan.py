@@ -35,6 +35,13 @@ from ._retry import RetryPolicy
 from ._segments import Engine, Key, Page
 from ._stats import Counters, ScanStats
 
+# anyio imports its asyncio backend (a dozen modules) on first use: inside the event loop, on
+# the first scan a service runs, stalling every other task for as long as the import takes
+# (10 to 100 ms). Importing it with the library moves that to import time. The module is
+# anyio's private one, so if it ever moves, the import simply happens later, as before.
+with contextlib.suppress(ImportError):
+    import anyio._backends._asyncio
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 

@@ -99,12 +99,16 @@ async def fetch_page(transport: Transport, request: dict[str, Any], *, raw: bool
         return metadata
     page: dict[str, Any] = _loads(body)
     page["ResponseMetadata"] = metadata
-    if b'"B"' in body or b'"BS"' in body:
-        # A binary value somewhere (or an attribute named B): make keys bytes, as
-        # ExclusiveStartKey goes back through botocore's serializer, and raw items too.
-        last_key = page.get("LastEvaluatedKey")
-        if last_key:
-            binary_to_bytes([last_key])
-        if raw and page.get("Items"):
-            binary_to_bytes(page["Items"])
+    last_key = page.get("LastEvaluatedKey")
+    if last_key:
+        # Keys are held as botocore holds them (binary as bytes): checkpoints and the
+        # botocore transport's serializer expect that. A key is a few attributes at most.
+        binary_to_bytes([last_key])
+    if raw and (b'"B"' in body or b'"BS"' in body):
+        # Raw items must be what the low-level API gives: binary as bytes. Decoded items
+        # need no pass of their own (the decoder takes base64 text), so the body, over a
+        # megabyte, is searched only here.
+        items = page.get("Items")
+        if items:
+            binary_to_bytes(items)
     return page

@@ -5,6 +5,8 @@ The client here points at a fault proxy that counts requests: zero must reach it
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 from typing import Any
 
@@ -95,3 +97,12 @@ def test_public_names_match_all() -> None:
     }
     assert public == set(dynascan_async.__all__)
     assert isinstance(dynascan_async.__version__, str)
+
+
+def test_importing_the_library_imports_anyios_backend() -> None:
+    """So that the first scan of a service does not import a dozen modules in its event loop."""
+    code = "import sys, dynascan_async; print('anyio._backends._asyncio' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "True"
