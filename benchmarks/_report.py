@@ -174,6 +174,7 @@ def markdown(
             "- every client in its own process; CPU = that process's user + system time "
             "around the scan (threads included); medians of the repetitions"
         ),
+        f"- {info.get('pinning', 'clients and servers share every CPU')}",
         "",
     ]
     for server, section in servers.items():

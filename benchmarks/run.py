@@ -17,6 +17,9 @@ Why it is built this way:
   loss of pages is a finding, not a failure of this benchmark.
 * Repetitions are interleaved (client A, B, C, then A, B, C again) so slow drift of the
   machine spreads over all clients; medians are reported.
+* On a machine with two CPUs or more, the measured client runs alone on the first one, and
+  this driver and the servers on the others (``split_cpus``): a client's CPU time then does
+  not grow with the cache misses and migrations of sharing its core with the server.
 * The scenarios (``--scenario segments|rss|rate``) need a server with a round-trip latency
   and provisioned capacity, which only the model server has; they are skipped with a
   message while it is not available.
@@ -123,6 +126,36 @@ def main_specs(args: argparse.Namespace) -> list[Spec]:
     return specs
 
 
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """(the client's CPU, everything else's CPUs), or None where that cannot be done."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return {cpus[0]}, set(cpus[1:])
+
+
+CPUS = split_cpus()
+
+
+def _pin_client() -> None:
+    """Runs in the client's process before it starts (``preexec_fn``)."""
+    if CPUS is not None:
+        os.sched_setaffinity(0, CPUS[0])
+
+
+def _machine() -> dict[str, str]:
+    info = _report.machine()
+    if CPUS is not None:
+        client, rest = CPUS
+        info["pinning"] = (
+            f"each client alone on CPU {min(client)}; servers and this driver on CPU(s) "
+            + ", ".join(map(str, sorted(rest)))
+        )
+    return info
+
+
 def run_client(spec: Spec, endpoint: str, table: str, timeout: float) -> dict[str, Any]:
     """One client subprocess; its JSON line, or ``{"error": ...}``."""
     # Clients run as an installed program runs: with bytecode caches. Without them (some
@@ -133,6 +166,7 @@ def run_client(spec: Spec, endpoint: str, table: str, timeout: float) -> dict[st
         done = subprocess.run(
             spec.command(endpoint, table),
             env=env,
+            preexec_fn=_pin_client,  # safe: the driver runs no threads of its own
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -514,9 +548,7 @@ def write_report(run: Run, args: argparse.Namespace) -> str:
     out.mkdir(parents=True, exist_ok=True)
     descriptions = dict(CLIENTS)
     descriptions["lowerbound_seq"] = "the lower bound read sequentially (one segment)"
-    text = _report.markdown(
-        _report.machine(), run.servers, run.scenario_lines, run.goals, descriptions
-    )
+    text = _report.markdown(_machine(), run.servers, run.scenario_lines, run.goals, descriptions)
     (out / "bench.md").write_text(text, encoding="utf-8")
     plotted = _report.plot(run.servers, out / "bench.png")
     raw = {
@@ -610,6 +642,9 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     signal.signal(signal.SIGTERM, _stop)
+    if CPUS is not None:
+        # Servers started from here inherit this, and so keep off the client's CPU.
+        os.sched_setaffinity(0, CPUS[1])
     scenarios = {"main", "segments", "rss", "rate"} if args.scenario == "all" else set()
     scenarios |= {s.strip() for s in args.scenario.split(",") if s.strip() != "all"}
     unknown = scenarios - {"main", "segments", "rss", "rate"}
