@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import pstats
+import random
 import signal
 import statistics
 import subprocess
@@ -103,6 +104,8 @@ class Run:
     scenario_data: dict[str, Any] = field(default_factory=dict)
     goals: list[_report.Goal] = field(default_factory=list)
     profile: str = ""
+    # Per server: dynascan's CPU/item over aiodynamo's, round by round (see paired()).
+    pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Every row measured, with where it was measured, for the exit status.
     checked: list[tuple[str, Spec, _report.Row]] = field(default_factory=list)
 
@@ -228,6 +231,46 @@ def measure(
     return rows
 
 
+def paired(specs: tuple[Spec, Spec], endpoint: str, rounds: int, timeout: float) -> dict[str, Any]:
+    """The first client's CPU/item over the second's, measured in back-to-back pairs.
+
+    On a small shared VM a single run's CPU/item moves by up to 50%, and slowly: a bad
+    minute weighs on every client run in it. A pair run back to back sees the same minute,
+    so the ratio within each pair cancels most of it (the order alternates, so neither
+    side always runs second). Reported: the median of the ratios, a bootstrap 95%
+    interval of that median, and in how many pairs the first client was cheaper.
+    """
+    ratios: list[float] = []
+    for round_ in range(rounds):
+        order = specs if round_ % 2 == 0 else specs[::-1]
+        cpu: dict[str, float] = {}
+        for spec in order:
+            result = run_client(spec, endpoint, TABLE, timeout)
+            if "error" in result or not result.get("items"):
+                break
+            cpu[spec.row] = result["cpu"] / result["items"]
+        if len(cpu) == 2:
+            ratios.append(cpu[specs[0].row] / cpu[specs[1].row])
+    if not ratios:
+        return {"rounds": 0}
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
+    summary = {
+        "rounds": len(ratios),
+        "median": statistics.median(ratios),
+        "low": medians[int(0.025 * len(medians))],
+        "high": medians[int(0.975 * len(medians)) - 1],
+        "cheaper": sum(ratio < 1 for ratio in ratios),
+        "ratios": ratios,
+    }
+    print(
+        f"  paired {specs[0].row}/{specs[1].row}: median {summary['median']:.3f} "
+        f"(95% {summary['low']:.3f}-{summary['high']:.3f}) over {len(ratios)} pairs",
+        flush=True,
+    )
+    return summary
+
+
 def client_timeout(items: int, smoke: bool) -> float:
     return 30.0 if smoke else 120.0 + items * 0.003
 
@@ -258,6 +301,14 @@ def main_benchmark(server: str, args: argparse.Namespace, run: Run) -> None:
         )
         if args.profile and not run.profile:
             run.profile = profile_dynascan(endpoint, args)
+        wanted = {spec.row: spec for spec in specs}
+        if args.pairs and "dynascan" in wanted and "aiodynamo" in wanted:
+            run.pairs[server] = paired(
+                (wanted["dynascan"], wanted["aiodynamo"]),
+                endpoint,
+                args.pairs,
+                client_timeout(args.items, args.smoke),
+            )
     run.servers[server] = {
         "items": args.items,
         "repeat": args.repeat,
@@ -496,7 +547,20 @@ def main_goals(run: Run) -> None:
         if dyn is None:
             continue
         cpu = dyn.cpu_us_per_item
-        if "aiodynamo" in by:
+        pair = run.pairs.get(server, {})
+        if pair.get("rounds"):
+            run.goals.append(
+                _report.Goal(
+                    f"CPU/item vs aiodynamo ({server}, {pair['rounds']} paired runs)",
+                    "≤ 1x",
+                    (
+                        f"{pair['median']:.2f}x (95% {pair['low']:.2f}-{pair['high']:.2f}; "
+                        f"cheaper in {pair['cheaper']} of {pair['rounds']})"
+                    ),
+                    pair["median"] <= 1,
+                )
+            )
+        elif "aiodynamo" in by:
             other = by["aiodynamo"].cpu_us_per_item
             run.goals.append(
                 _report.Goal(
@@ -563,6 +627,7 @@ def write_report(run: Run, args: argparse.Namespace) -> str:
             for name, section in run.servers.items()
         },
         "scenarios": run.scenario_data,
+        "pairs": run.pairs,
         "goals": [g.__dict__ | {"verdict": g.verdict} for g in run.goals],
     }
     (out / "bench.json").write_text(json.dumps(raw, indent=1, default=str), encoding="utf-8")
@@ -609,6 +674,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--segments", type=int, default=25, help="every parallel client")
     parser.add_argument("--concurrency", type=int, default=5, help="every parallel client")
     parser.add_argument("--clients", default="", help="comma-separated subset of the table")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=30,
+        help="dynascan/aiodynamo runs back to back per server, for the CPU/item ratio",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the dynascan client")
     parser.add_argument("--rss-sizes", default="100000,1000000", help=argparse.SUPPRESS)
     parser.add_argument("--rate-seconds", type=float, default=20.0, help=argparse.SUPPRESS)
@@ -617,6 +688,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.items = min(args.items, 2_000)
         args.repeat = 1
         args.scenario = "main"
+        args.pairs = 0
         args.clients = args.clients or ",".join(SMOKE_CLIENTS)
         if args.server not in ("model", "dynalite"):
             args.server = "model" if _servers.model_server_class() else "dynalite"
