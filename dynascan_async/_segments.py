@@ -187,7 +187,13 @@ class Engine:
             counters.pages += 1
             counters.count += response.get("Count", 0)
             counters.scanned += response.get("ScannedCount", 0)
-            await send(Page(segment, key, skip, items, last_key))
+            page = Page(segment, key, skip, items, last_key)
+            # The parsed answer is several times the size of the decoded page: let it go
+            # now, not after the next request, so that a worker blocked on a full queue
+            # holds one page, not two.
+            del response, items
+            await send(page)
+            del page
             if last_key is None:
                 counters.segments_done += 1
             else:
