@@ -179,9 +179,9 @@ async def test_rate_limit_holds_at_the_server(recording: FaultProxy, loaded: tab
         )
         items = [item async for item in scan]
     assert_same_items(items, loaded.weblog)
-    seen = sorted(answered(recording.scans), key=lambda scan: scan.answered)
-    assert all(scan.request.get("ReturnConsumedCapacity") in ("TOTAL", "INDEXES") for scan in seen)
-    charged = [scan.consumed for scan in seen]
+    seen = sorted(answered(recording.scans), key=lambda page: page.answered)
+    assert all(page.request.get("ReturnConsumedCapacity") in ("TOTAL", "INDEXES") for page in seen)
+    charged = [page.consumed for page in seen]
     assert None not in charged, "an answer without ConsumedCapacity"
     per_page = max(c for c in charged if c is not None)
     total = sum(c for c in charged if c is not None)
@@ -189,17 +189,17 @@ async def test_rate_limit_holds_at_the_server(recording: FaultProxy, loaded: tab
     assert total > burst + 2 * rate, "too little capacity for the rate to matter"
     assert scan.stats.consumed_capacity == pytest.approx(total)  # its stats agree with the server
 
-    start = min(scan.received for scan in seen)
+    start = min(page.received for page in seen)
     so_far = 0.0
-    for scan in seen:
-        so_far += scan.consumed or 0.0
-        allowed = burst + rate * (scan.answered - start + skew) + concurrency * per_page
+    for page in seen:
+        so_far += page.consumed or 0.0
+        allowed = burst + rate * (page.answered - start + skew) + concurrency * per_page
         assert so_far <= allowed, (
-            f"{so_far:.1f} RCU charged {scan.answered - start:.2f} s into the scan, "
+            f"{so_far:.1f} RCU charged {page.answered - start:.2f} s into the scan, "
             f"more than the {allowed:.1f} a {rate} RCU/s bucket allows"
         )
 
-    elapsed = max(scan.answered for scan in seen) - start
+    elapsed = max(page.answered for page in seen) - start
     needed = (total - burst - concurrency * per_page) / rate
     assert elapsed <= 1.5 * needed + 1.0, (
         f"{total:.0f} RCU took {elapsed:.2f} s: a {rate} RCU/s limit needs about {needed:.2f} s"
