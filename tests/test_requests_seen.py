@@ -123,9 +123,9 @@ def test_cli_consistent_read_is_in_every_request(
 async def test_defaults_seen_by_the_server(
     recording: FaultProxy, loaded: tables.Loaded, pool: int | None
 ) -> None:
-    # A little latency per page keeps requests in flight long enough to overlap, so the
-    # proxy sees the scan reach its concurrency, not only stay under it.
-    recording.latency = 0.05
+    # Latency per page keeps requests in flight long enough to overlap, so the proxy sees
+    # the scan reach its concurrency, not only stay under it (even on a loaded machine).
+    recording.latency = 0.2
     config: dict[str, Any] = {} if pool is None else {"max_pool_connections": pool}
     expected_concurrency = 10 if pool is None else pool  # botocore's default pool is 10
     async with (
