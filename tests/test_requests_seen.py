@@ -46,6 +46,32 @@ def answered(scans: list[ScanRecord]) -> list[ScanRecord]:
     return good
 
 
+async def test_the_recorder_records_what_it_is_asked_to(
+    faults: FaultProxy, loaded: tables.Loaded
+) -> None:
+    """The tool first: off by default, one record per Scan, faults marked, reset clears."""
+    async with async_client(faults.url) as client:
+        await client.scan(TableName=tables.TINY)
+        assert faults.scans == []
+        faults.record = True
+        faults.throttle_rate = 1.0
+        with pytest.raises(client.exceptions.ProvisionedThroughputExceededException):
+            await client.scan(TableName=tables.TINY, Limit=2)
+        faults.throttle_rate = 0.0
+        await client.scan(TableName=tables.TINY, Limit=3, ReturnConsumedCapacity="TOTAL")
+    throttled, good = faults.scans
+    assert (throttled.fault, throttled.status, throttled.consumed) == ("throttle", 400, None)
+    assert throttled.request == {"TableName": tables.TINY, "Limit": 2}
+    assert (good.fault, good.status) == (None, 200)
+    assert good.request["Limit"] == 3
+    assert good.consumed is not None
+    assert good.consumed > 0
+    assert throttled.received <= throttled.answered <= good.received <= good.answered
+    faults.reset()
+    assert faults.scans == []
+    assert faults.record is False
+
+
 # --- ConsistentRead reaches the server ---------------------------------------------------------
 
 
