@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+# The benchmark's data loader uses orjson (the ``fast`` extra), which the compat session
+# leaves out on purpose; the tests session has it.
+pytest.importorskip("orjson")
+
 from benchmarks import _report, run
 
 
