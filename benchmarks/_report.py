@@ -30,7 +30,13 @@ PACKAGES = (
 
 @dataclass
 class Row:
-    """One client on one server: every repetition's figures, and the medians reported."""
+    """One client on one server: every repetition's figures, and the medians reported.
+
+    ``repeats`` is how many runs were asked for; ``runs`` holds those that finished. A row
+    is ``ok`` only when every run asked for finished with the right count and checksum:
+    a median over the runs that happened to survive is not the figure that was asked for,
+    and the report says how many finished (its ``runs`` column).
+    """
 
     client: str
     settings: str
@@ -38,14 +44,26 @@ class Row:
     expected_items: int = 0
     expected_checksum: int = 0
     note: str = ""
+    repeats: int = 0
+
+    def _right(self, run: dict[str, Any]) -> bool:
+        return (
+            run.get("items") == self.expected_items
+            and run.get("checksum") == self.expected_checksum
+        )
 
     @property
     def ok(self) -> bool:
-        return bool(self.runs) and all(
-            run.get("items") == self.expected_items
-            and run.get("checksum") == self.expected_checksum
-            for run in self.runs
+        return (
+            bool(self.runs)
+            and len(self.runs) >= self.repeats
+            and all(self._right(run) for run in self.runs)
         )
+
+    @property
+    def survived(self) -> str:
+        """``finished/asked``, for the report."""
+        return f"{len(self.runs)}/{max(self.repeats, len(self.runs))}"
 
     def median(self, key: str) -> float:
         return statistics.median(float(run[key]) for run in self.runs)
@@ -69,31 +87,39 @@ class Row:
         return self.median("max_rss_kib") / 1024
 
     def failure(self) -> str:
-        """Why the row is wrong, in words, or empty."""
+        """Why the row is not ok, in words, or empty."""
+        reasons = []
         if not self.runs:
-            return "no run finished"
-        bad = [
-            run
-            for run in self.runs
-            if run.get("items") != self.expected_items
-            or run.get("checksum") != self.expected_checksum
-        ]
-        if not bad:
-            return ""
-        counts = ", ".join(f"{run.get('items', '?'):,}" for run in bad)
-        return f"WRONG: {counts} items (expected {self.expected_items:,}) or checksum differs"
+            reasons.append("no run finished")
+        elif len(self.runs) < self.repeats:
+            reasons.append(f"only {len(self.runs)} of {self.repeats} runs finished")
+        bad = [run for run in self.runs if not self._right(run)]
+        if bad:
+            counts = ", ".join(f"{run.get('items', '?'):,}" for run in bad)
+            reasons.append(
+                f"WRONG: {counts} items (expected {self.expected_items:,}) or checksum differs"
+            )
+        return "; ".join(reasons)
 
 
 @dataclass
 class Goal:
+    """One goal of the benchmark; ``passed`` None when it could not be computed (why is in
+    ``measured``). Only a PASS counts as met: a full run exits non-zero otherwise."""
+
     name: str
     target: str
     measured: str
-    passed: bool | None  # None: not measured in this run
+    passed: bool | None  # None: not computed in this run
 
     @property
     def verdict(self) -> str:
-        return "n/a" if self.passed is None else ("PASS" if self.passed else "FAIL")
+        return "NOT COMPUTED" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+def not_computed(name: str, target: str, why: str) -> Goal:
+    """A goal that this run could not compute, and why (a failed row, a missing server)."""
+    return Goal(name, target, f"not computed: {why}", None)
 
 
 def _version(name: str) -> str:
@@ -139,18 +165,25 @@ def client_table(rows: list[Row], baseline: str = "paginator") -> list[str]:
     """Markdown lines: one row per client, the ratio against the paginator's speed."""
     base = next((row for row in rows if row.client == baseline and row.runs), None)
     lines = [
-        "| client | settings | items/s | wall s | CPU µs/item | peak RSS MiB | vs paginator |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        (
+            "| client | settings | runs | items/s | wall s | CPU µs/item | peak RSS MiB "
+            "| vs paginator |"
+        ),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         if not row.runs:
-            lines.append(f"| {row.client} | {row.settings} | — | — | — | — | {row.note} |")
+            lines.append(
+                f"| {row.client} | {row.settings} | {row.survived} | — | — | — | — | "
+                f"**{row.failure()}** {row.note} |"
+            )
             continue
         ratio = f"{row.items_per_second / base.items_per_second:.2f}x" if base else "—"
         flag = "" if row.ok else f" **{row.failure()}**"
         note = f" ({row.note})" if row.note else ""
         lines.append(
-            f"| {row.client}{note} | {row.settings} | {_fmt(row.items_per_second, 0)} | "
+            f"| {row.client}{note} | {row.settings} | {row.survived} | "
+            f"{_fmt(row.items_per_second, 0)} | "
             f"{row.wall:.2f} | {_fmt(row.cpu_us_per_item)} | {_fmt(row.rss_mib, 0)} | "
             f"{ratio}{flag} |"
         )
@@ -172,7 +205,9 @@ def markdown(
         f"- {info['python']}; {info['packages']}",
         (
             "- every client in its own process; CPU = that process's user + system time "
-            "around the scan (threads included); medians of the repetitions"
+            "around the scan (threads included); medians of the runs that finished "
+            "(column runs: finished of asked; a row where any run failed is flagged and "
+            "fails the benchmark)"
         ),
         f"- {info.get('pinning', 'clients and servers share every CPU')}",
         "",
@@ -189,6 +224,8 @@ def markdown(
     lines += scenarios
     lines += ["## Goals", "", "| goal | target | measured | verdict |", "| --- | --- | --- | --- |"]
     lines += [f"| {g.name} | {g.target} | {g.measured} | {g.verdict} |" for g in goals]
+    if not goals:
+        lines += ["", "_No goal checked in this run (a smoke run checks item counts only)._"]
     lines += ["", "## Clients", ""]
     lines += [f"- `{name}`: {text}" for name, text in descriptions.items()]
     return "\n".join(lines) + "\n"

@@ -24,12 +24,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,14 +40,6 @@ DYNALITE_VERSION = "4.0.0"
 
 class ServerUnavailable(RuntimeError):
     """A server that cannot run here (no Node/Java, model server not written yet)."""
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _npm_install(package: str, version: str) -> Path:
@@ -84,20 +73,24 @@ def _npm_install(package: str, version: str) -> Path:
     return directory
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float, name: str) -> None:
-    """Poll until the server answers HTTP at all (any status), or fail with its log."""
+def _wait_port_file(path: Path, process: subprocess.Popen[bytes], timeout: float, name: str) -> int:
+    """The port the server wrote to ``path`` once it listened; fail if it exits first.
+
+    The server binds port 0 itself and reports the port it got: no port is picked here and
+    bound later (another process could take it in between), and nothing that happens to
+    answer on a port is taken for the server.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with code {process.returncode} while starting")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return  # it answered: DynamoDB servers refuse a bare GET
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            time.sleep(0.05)
-    raise RuntimeError(f"{name} did not answer on {url} within {timeout} s")
+        with contextlib.suppress(FileNotFoundError):
+            text = path.read_text(encoding="ascii").strip()
+            if text.isdigit() and 0 < int(text) < 65536:
+                return int(text)
+            raise RuntimeError(f"{name} reported no port but {text[:80]!r}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not report its port within {timeout} s")
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
@@ -115,11 +108,16 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _child(name: str, command: list[str], port: int, cwd: Path, timeout: float) -> Iterator[str]:
-    """Run ``command`` in its own session (so Ctrl-C reaches us, and we stop it in order)."""
-    with tempfile.TemporaryFile() as log:
+def _child(name: str, command: list[str], cwd: Path, timeout: float) -> Iterator[str]:
+    """Run ``command`` in its own session (so Ctrl-C reaches us, and we stop it in order).
+
+    The command's last argument is appended here: a file to write the port it listens on
+    to, once it listens (by a rename, so that it is never read half written).
+    """
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile() as log:
+        port_file = Path(folder) / "port"
         process = subprocess.Popen(
-            command,
+            [*command, str(port_file)],
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -127,28 +125,41 @@ def _child(name: str, command: list[str], port: int, cwd: Path, timeout: float) 
             start_new_session=True,
         )
         try:
-            url = f"http://{HOST}:{port}"
             try:
-                _wait_http(url, process, timeout, name)
+                port = _wait_port_file(port_file, process, timeout, name)
             except RuntimeError as error:
                 log.seek(0)
                 tail = log.read()[-3000:].decode(errors="replace")
                 raise RuntimeError(f"{error}:\n{tail}") from None
-            yield url
+            yield f"http://{HOST}:{port}"
         finally:
             _terminate(process)
 
 
+# dynalite's own cli.js cannot listen on port 0 (``argv.port || 4567`` turns 0 into 4567),
+# so the benchmark starts it through its module API: listen on port 0 of 127.0.0.1, then
+# write the port it got to the file named by the last argument (temporary name, rename).
+_DYNALITE_MAIN = """\
+const fs = require("fs");
+const [modulePath, host, portFile] = process.argv.slice(1);
+const server = require(modulePath)({ createTableMs: 0 });
+server.listen(0, host, () => {
+  fs.writeFileSync(portFile + ".tmp", String(server.address().port));
+  fs.renameSync(portFile + ".tmp", portFile);
+});
+for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => process.exit(0));
+"""
+
+
 @contextlib.contextmanager
 def dynalite() -> Iterator[str]:
-    """dynalite in memory, its tables ACTIVE at once (``--createTableMs 0``)."""
+    """dynalite in memory, its tables ACTIVE at once (``createTableMs: 0``)."""
     node = shutil.which("node")
     if node is None:
         raise ServerUnavailable("dynalite needs Node.js 20+, which is not on PATH")
-    cli = _npm_install("dynalite", DYNALITE_VERSION) / "cli.js"
-    port = free_port()
-    command = [node, str(cli), "--host", HOST, "--port", str(port), "--createTableMs", "0"]
-    with _child("dynalite", command, port, NODE_DIR, timeout=60) as url:
+    module = _npm_install("dynalite", DYNALITE_VERSION)
+    command = [node, "-e", _DYNALITE_MAIN, str(module), HOST]
+    with _child("dynalite", command, NODE_DIR, timeout=60) as url:
         yield url
 
 

@@ -32,17 +32,18 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["SCAN_TARGET", "FAULT_KINDS", "FaultKind", "FaultProxy"]
+__all__ = ["SCAN_TARGET", "FAULT_KINDS", "FaultKind", "FaultProxy", "ScanRecord"]
 
 SCAN_TARGET: Final = "DynamoDB_20120810.Scan"
 
@@ -79,6 +80,7 @@ _MAX_BODY: Final = 64 * 1024 * 1024
 _UPSTREAM_TIMEOUT: Final = 60.0
 _THREAD_JOIN_TIMEOUT: Final = 10.0
 _MAX_ERRORS_KEPT: Final = 100
+_MAX_RECORDS: Final = 100_000
 
 Headers = list[tuple[str, str]]
 _STRING_VALUE = re.compile(rb'"S":\s*"')
@@ -86,6 +88,45 @@ _STRING_VALUE = re.compile(rb'"S":\s*"')
 
 class _BadMessage(Exception):
     """An HTTP message this proxy cannot parse."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """One Scan request as the proxy received it, and what it was answered.
+
+    Times are ``time.monotonic()`` in the proxy's process (the test's own, for the suite).
+    """
+
+    received: float
+    """When the request had been read in full (before any injected latency)."""
+    answered: float
+    """When its answer was ready to be written back (or the connection dropped)."""
+    request: Mapping[str, Any]
+    """The request body, parsed: what the server was asked, whatever the client's stats say."""
+    status: int | None
+    """The HTTP status of the answer; None for a dropped connection."""
+    fault: FaultKind | None
+    """The fault injected into this request, if any (then upstream never saw it)."""
+    consumed: float | None
+    """``ConsumedCapacity.CapacityUnits`` of a 200 answer from upstream, where it has one."""
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def _capacity_units(body: bytes) -> float | None:
+    answer = _parse_json(body)
+    if not isinstance(answer, dict):
+        return None
+    consumed = answer.get("ConsumedCapacity")
+    if not isinstance(consumed, dict):
+        return None
+    units = consumed.get("CapacityUnits")
+    return float(units) if isinstance(units, int | float) else None
 
 
 @dataclass(slots=True)
@@ -287,6 +328,12 @@ class FaultProxy:
       in the proxy; client disconnects are not errors).
     * ``last_scan`` -- the headers (as sent, in order) and body of the latest Scan request,
       for tests of what the client put on the wire (its signature, its headers).
+    * ``scans`` -- with ``record = True``: a ``ScanRecord`` per Scan request since recording
+      was turned on (or since ``reset()``), in the order they were answered: the parsed
+      request body, the times it arrived and was answered, and the capacity upstream
+      charged for it. What the server was really asked and really charged, for tests that
+      must not take the library's own word (its stats) for it. Off by default: parsing
+      every answer costs time.
     """
 
     def __init__(
@@ -316,6 +363,7 @@ class FaultProxy:
         self.fail_status = fail_status
         self.latency = latency
         self.corrupt_next = 0
+        self.record = False
 
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -418,6 +466,7 @@ class FaultProxy:
             self.fail_status = 400
             self.latency = 0.0
             self.corrupt_next = 0
+            self.record = False
             self._rng.seed(self._seed)
             self._zero_counters_locked()
             self._max_in_flight = self._in_flight
@@ -434,6 +483,7 @@ class FaultProxy:
         )
         self._errors: list[str] = []
         self._last_scan: tuple[Headers, bytes] | None = None
+        self._scans: list[ScanRecord] = []
 
     def _note_error_locked(self, exc: BaseException) -> None:
         if len(self._errors) < _MAX_ERRORS_KEPT:
@@ -453,6 +503,11 @@ class FaultProxy:
     def last_scan(self) -> tuple[Headers, bytes] | None:
         with self._lock:
             return self._last_scan
+
+    @property
+    def scans(self) -> list[ScanRecord]:
+        with self._lock:
+            return list(self._scans)
 
     @property
     def scan_requests(self) -> int:
@@ -572,9 +627,12 @@ class FaultProxy:
             await self._write(writer, response, keep_alive=request.keep_alive)
             return request.keep_alive
 
+        received = time.monotonic()
         with self._lock:
             self._last_scan = (list(request.headers), request.body)
         kind = self._admit_scan()
+        record = self.record
+        seen: _Response | None = None  # the answer as it came, for the record
         # in_flight drops just before the response goes out, so that a client which has its
         # answer (or saw its connection close) never reads a stale in_flight from this proxy.
         try:
@@ -584,15 +642,41 @@ class FaultProxy:
             if kind == "drop":
                 return False  # _connection closes the connection without a response
             if kind is not None:
-                response = self._fault_response(kind)
+                response = seen = self._fault_response(kind)
             else:
-                response = self._maybe_corrupt(await self._forward(request, scan=True))
+                seen = await self._forward(request, scan=True)
+                response = self._maybe_corrupt(seen)
         finally:
+            if record:
+                self._note_scan(received, request, seen, kind)
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
         await self._write(writer, response, keep_alive=request.keep_alive)
         return request.keep_alive
+
+    def _note_scan(
+        self,
+        received: float,
+        request: _Request,
+        response: _Response | None,
+        kind: FaultKind | None,
+    ) -> None:
+        body = _parse_json(request.body)
+        consumed = None
+        if response is not None and kind is None and response.status == 200:
+            consumed = _capacity_units(response.body)
+        scan = ScanRecord(
+            received=received,
+            answered=time.monotonic(),
+            request=body if isinstance(body, dict) else {},
+            status=None if response is None else response.status,
+            fault=kind,
+            consumed=consumed,
+        )
+        with self._lock:
+            if len(self._scans) < _MAX_RECORDS:
+                self._scans.append(scan)
 
     def _maybe_corrupt(self, response: _Response) -> _Response:
         with self._lock:
