@@ -174,7 +174,9 @@ async def test_block_left_without_iterating_returns_and_sends_nothing(
     await _assert_no_request_after(faults, seen)
 
 
-async def test_block_left_via_return_after_an_await(proxied_client: Any, faults: FaultProxy) -> None:
+async def test_block_left_via_return_after_an_await(
+    proxied_client: Any, faults: FaultProxy
+) -> None:
     async def wanted() -> bool:
         await asyncio.sleep(0)  # some workers start here, others not yet
         return False
