@@ -82,7 +82,7 @@ async def test_requests_are_signed_for_the_host_they_reach(
     assert_signed(headers, body)
     sent = dict(headers)
     assert sent["X-Amz-Target"] == "DynamoDB_20120810.Scan"
-    assert sent["User-Agent"].startswith("dynascan-async/")
+    assert " lib/dynascan-async#" in sent["User-Agent"]
 
 
 async def test_temporary_credentials_send_their_token(
