@@ -152,9 +152,19 @@ LEAVE_EARLY: dict[str, Any] = {"segments": 8, "concurrency": 4, "Limit": 10}
 
 
 async def _settled_requests(faults: FaultProxy) -> int:
-    """Scan requests the proxy has read, once those already on the wire have arrived."""
-    await anyio.sleep(0.1)
-    return faults.scan_requests
+    """Scan requests the proxy has read, once those already on the wire have arrived.
+
+    A request written just before the scan was left reaches the proxy a moment later (more
+    on a loaded machine): wait until the count holds still for a while, at most ~3 s.
+    """
+    seen = faults.scan_requests
+    for _ in range(30):
+        await anyio.sleep(0.1)
+        now = faults.scan_requests
+        if now == seen:
+            return now
+        seen = now
+    return seen
 
 
 async def _assert_no_request_after(faults: FaultProxy, seen: int) -> None:
