@@ -21,10 +21,14 @@ segments to about 7 times one. So for a Scan the library builds the request itse
   is what ``client.scan`` raises.
 
 What is left out is botocore's retry layer (the library's ``RetryPolicy`` is the only one
-here, so retry counts are exact) and its event hooks. Because a user's own hooks or
-instrumentation would silently see nothing, ``transport="auto"`` takes this path only when
-the client has no event handlers on the Scan call beyond botocore's and aiobotocore's own;
-see ``unsupported``.
+here, so retry counts are exact) and its event hooks. Because whatever lives inside
+``client.scan`` would silently see nothing, ``transport="auto"`` takes this path only when
+the client is as aiobotocore made it: no handler on the Scan call beyond the exact ones a
+fresh client registers (so not a ``Stubber``, client-side monitoring or endpoint discovery,
+though all three are botocore's own), ``_make_api_call`` and ``scan`` not wrapped (ddtrace
+and the X-Ray SDK wrap ``_make_api_call``), and an endpoint URL with neither a path nor a
+query string; see ``unsupported``. The User-Agent is the one the client's own builder makes
+(with its ``user_agent_appid`` and ``user_agent_extra``), plus the library's name.
 """
 
 from __future__ import annotations
@@ -32,15 +36,20 @@ from __future__ import annotations
 __all__ = ["DirectTransport", "unsupported"]
 
 import base64
+import functools
+import importlib
+import inspect
 import json
 import os
 import platform
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timezone
+from types import FunctionType
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiobotocore
 import anyio
 import botocore
 import botocore.exceptions
@@ -60,7 +69,7 @@ except ImportError:  # pragma: no cover - exercised by the CI matrix without orj
 
 
 # The events of a Scan call on its way through botocore. A handler on any of them that
-# is not botocore's, aiobotocore's, boto3's or ours means somebody wants to see or change
+# is not one a fresh client registers itself (below) means somebody wants to see or change
 # the call, and the direct path would bypass it.
 _EVENTS = (
     "provide-client-params",
@@ -76,22 +85,140 @@ _EVENTS = (
     "after-call-error",
     "before-parse",
 )
-_OWN_MODULES = ("botocore.", "aiobotocore.", "boto3.", "aioboto3.", "dynascan_async.")
+
+# The exact handlers a fresh aiobotocore DynamoDB client puts on those events (aiobotocore
+# 2.25 and 3.x; every retry mode), and ours. An allow-list, not a module prefix: botocore's
+# own Stubber, client-side monitoring and endpoint discovery are botocore modules too, and
+# each changes what a Scan call does. What the direct path does in their place: it signs
+# (the signer's handler), sends the same headers (the API-version, recursion-detection and
+# User-Agent ones), and has its own retries (the retry handlers, which it replaces).
+# A name missing from an installed version is skipped; a default handler missing from
+# this list costs speed (the client goes to botocore), never correctness.
+_DEFAULT_HANDLERS = (
+    "botocore.handlers:generate_idempotent_uuid",
+    "botocore.handlers:_handle_request_validation_mode_member",
+    "botocore.handlers:add_recursion_detection_header",
+    "botocore.handlers:inject_api_version_header_if_needed",
+    "botocore.handlers:add_retry_headers",
+    "botocore.handlers:set_operation_specific_signer",
+    "botocore.handlers:_set_auth_scheme_preference_signer",
+    # Registered when the endpoint comes from the environment or config file; it only
+    # refuses operations that *require* discovery, which Scan does not.
+    "botocore.discovery:block_endpoint_discovery_required_operations",
+    "botocore.useragent:UserAgentString.rebuild_and_replace_user_agent_handler",
+    "botocore.signers:RequestSigner.handler",
+    "aiobotocore.signers:AioRequestSigner.handler",
+    # Retries: legacy, standard and adaptive modes.
+    "botocore.retryhandler:RetryHandler.__call__",
+    "aiobotocore.retryhandler:AioRetryHandler.__call__",
+    "botocore.retries.standard:RetryHandler.needs_retry",
+    "aiobotocore.retries.standard:AioRetryHandler.needs_retry",
+    "botocore.retries.standard:RetryQuotaChecker.release_retry_quota",
+    "botocore.retries.adaptive:ClientRateLimiter.on_sending_request",
+    "botocore.retries.adaptive:ClientRateLimiter.on_receiving_response",
+    "aiobotocore.retries.adaptive:AsyncClientRateLimiter.on_sending_request",
+    "aiobotocore.retries.adaptive:AsyncClientRateLimiter.on_receiving_response",
+    # The botocore transport's own (see _transport).
+    "dynascan_async._transport:_take_body",
+)
+
+# Why a known handler's module rules the direct path out, in words a user recognizes.
+_KNOWN_MODULES = (
+    ("botocore.stub", "a botocore Stubber is active on it"),
+    ("botocore.monitoring", "client-side monitoring (CSM) is enabled on it"),
+    ("aiobotocore.monitoring", "client-side monitoring (CSM) is enabled on it"),
+    ("botocore.discovery", "endpoint discovery is enabled on it"),
+    ("aiobotocore.discovery", "endpoint discovery is enabled on it"),
+)
 
 
-def _foreign_handlers(client: Any) -> list[str]:
+def _code_of(handler: Any) -> Any:
+    """What a handler runs: the function of a function or bound method, else ``__call__``."""
+    if isinstance(handler, FunctionType):
+        return handler
+    function = getattr(handler, "__func__", None)
+    if isinstance(function, FunctionType):
+        return function
+    # A callable object (botocore's legacy RetryHandler): its class's __call__.
+    return inspect.getattr_static(type(handler), "__call__", None)
+
+
+@functools.cache
+def _default_handlers() -> frozenset[Any]:
+    found = set()
+    for spec in _DEFAULT_HANDLERS:
+        module_name, _, path = spec.partition(":")
+        try:
+            value: Any = importlib.import_module(module_name)
+            for part in path.split("."):
+                value = inspect.getattr_static(value, part)
+        except (ImportError, AttributeError):
+            continue
+        found.add(_code_of(value))
+    return frozenset(found)
+
+
+def _foreign_handlers(client: Any) -> list[tuple[str, str]]:
+    """(event, handler name) of every handler on a Scan call that a fresh client lacks."""
     emitter = getattr(client.meta.events, "_emitter", client.meta.events)
     handlers = getattr(emitter, "_handlers", None)
     if handlers is None or not hasattr(handlers, "prefix_search"):
-        return ["(unknown event system)"]
+        return [("", "(unknown event system)")]
+    defaults = _default_handlers()
     foreign = []
     for event in _EVENTS:
         for handler in handlers.prefix_search(f"{event}.dynamodb.Scan"):
-            module = getattr(handler, "__module__", None) or ""
-            if not module.startswith(_OWN_MODULES):
-                name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
-                foreign.append(f"{event}: {module}.{name}")
+            if _code_of(handler) in defaults:
+                continue
+            code = _code_of(handler)
+            module = getattr(code, "__module__", None) or type(handler).__module__
+            name = getattr(code, "__qualname__", None) or type(handler).__qualname__
+            foreign.append((event, f"{module}.{name}"))
     return foreign
+
+
+# Where botocore's and aiobotocore's own code lives (see _sdk_function).
+_SDK_DIRS = tuple(
+    os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
+    for module in (botocore, aiobotocore)
+)
+
+
+def _sdk_function(found: Any, qualname: str) -> bool:
+    """Whether ``found`` is botocore's or aiobotocore's own function named ``qualname``.
+
+    Each layer of wrapping must be a plain function whose code lives in botocore or
+    aiobotocore (they decorate their own methods, ``with_current_context``); a wrapt
+    wrapper (not a plain function) or anyone else's ``functools.wraps`` layer is foreign.
+    """
+    for _ in range(10):
+        # type(), not isinstance(): a wrapt proxy passes isinstance(..., FunctionType).
+        if type(found) is not FunctionType or not found.__code__.co_filename.startswith(_SDK_DIRS):
+            return False
+        inner = getattr(found, "__wrapped__", None)
+        if inner is None:
+            return bool(found.__qualname__.endswith(qualname))
+        found = inner
+    return False
+
+
+def _wrapped_call(client: Any) -> str | None:
+    """Whether ``client.scan`` or ``_make_api_call`` is not what aiobotocore made.
+
+    Instrumentation such as ddtrace and the X-Ray SDK wraps the client's ``_make_api_call``
+    (with wrapt, on the class) instead of registering events; a user may wrap ``scan`` on
+    one client. Either would see none of the direct path's calls.
+    """
+    found = inspect.getattr_static(client, "_make_api_call", None)
+    if not _sdk_function(found, "AioBaseClient._make_api_call"):
+        name = getattr(found, "__qualname__", None) or type(found).__qualname__
+        return f"its _make_api_call is wrapped or overridden ({type(found).__name__} {name})"
+    scan = inspect.getattr_static(client, "scan", None)
+    if "scan" in getattr(client, "__dict__", {}) or not _sdk_function(
+        scan, "_create_api_method.<locals>._api_call"
+    ):
+        return "its scan method is wrapped or overridden"
+    return None
 
 
 def unsupported(client: Any) -> str | None:
@@ -110,11 +237,22 @@ def unsupported(client: Any) -> str | None:
     version = getattr(signer, "signature_version", None)
     if version not in ("v4", botocore.UNSIGNED):
         return f"it signs with {version!r}, not SigV4"
-    if urlsplit(meta.endpoint_url or "").path not in ("", "/"):
+    url = urlsplit(meta.endpoint_url or "")
+    if url.path not in ("", "/"):
         return f"its endpoint URL has a path ({meta.endpoint_url})"
+    if url.query or url.fragment:
+        return f"its endpoint URL has a query string or fragment ({meta.endpoint_url})"
+    wrapped = _wrapped_call(client)
+    if wrapped is not None:
+        return wrapped
     foreign = _foreign_handlers(client)
+    for prefix, reason in _KNOWN_MODULES:
+        if any(name.startswith(prefix + ".") for _, name in foreign):
+            return reason
     if foreign:
-        return "it has event handlers of its own on Scan calls: " + ", ".join(foreign)
+        return "it has event handlers of its own on Scan calls: " + ", ".join(
+            f"{event}: {name}" for event, name in foreign
+        )
     return None
 
 
@@ -129,13 +267,35 @@ def _wire_key(key: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _user_agent() -> str:
+def _user_agent(client: Any) -> str:
+    """The User-Agent ``client.scan`` sends, with the library's name and version added.
+
+    botocore builds it from the client's config: its ``user_agent_appid`` (also set by
+    ``AWS_SDK_UA_APP_ID`` or ``sdk_ua_app_id`` in the config file), its
+    ``user_agent_extra``, the session's extra, or a whole ``user_agent`` override. Built
+    here once per scan, by the client's own builder when it has one.
+    """
     from . import __version__
 
-    return (
-        f"dynascan-async/{__version__} botocore/{botocore.__version__} "
-        f"Python/{platform.python_version()}"
-    )
+    ours = f"lib/dynascan-async#{__version__}"
+    to_string = getattr(getattr(client, "_user_agent_creator", None), "to_string", None)
+    if callable(to_string):
+        built = to_string()
+        if isinstance(built, str) and built:
+            return f"{built} {ours}"
+    config = getattr(client.meta, "config", None)
+    parts = [
+        getattr(config, "user_agent", None)
+        or f"botocore/{botocore.__version__} Python/{platform.python_version()}",
+        ours,
+    ]
+    appid = getattr(config, "user_agent_appid", None)
+    if appid:
+        parts.append(f"app/{appid}")
+    extra = getattr(config, "user_agent_extra", None)
+    if extra:
+        parts.append(extra)
+    return " ".join(parts)
 
 
 class DirectTransport:
@@ -180,7 +340,7 @@ class DirectTransport:
             headers = self._headers
             headers.update((k, str(v)) for k, v in serialized["headers"].items())
             url, region, signing_name = await self._endpoint(fixed)
-            headers["User-Agent"] = _user_agent()
+            headers["User-Agent"] = _user_agent(self._client)
             # botocore's recursion-detection header, for scans run inside AWS Lambda.
             trace = os.environ.get("_X_AMZN_TRACE_ID")
             if trace and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):

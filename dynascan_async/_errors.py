@@ -20,16 +20,21 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "annotate",
+    "is_certificate_error",
     "is_throttle",
     "is_retryable",
 ]
 
+import ssl
+
 import botocore.exceptions
 
 try:  # aiohttp comes with aiobotocore; a truncated body can surface as its own error.
+    from aiohttp import ClientConnectorCertificateError as _AiohttpCertificateError
     from aiohttp import ClientError as _AiohttpClientError
 except ImportError:  # pragma: no cover - aiobotocore always brings aiohttp
     _AiohttpClientError = OSError  # type: ignore[assignment,misc]
+    _AiohttpCertificateError = ssl.SSLCertVerificationError  # type: ignore[assignment,misc]
 
 
 class CheckpointError(ValueError):
@@ -74,10 +79,40 @@ def is_throttle(exc: BaseException) -> bool:
     return _client_error_code(exc)[0] in THROTTLE_CODES
 
 
+def is_certificate_error(exc: BaseException) -> bool:
+    """Whether the server's TLS certificate failed verification (untrusted, expired, wrong
+    host), anywhere in the chain of errors that led to ``exc``.
+
+    botocore raises it as ``SSLError``, a ``ConnectionError`` like a dropped connection,
+    but the same certificate fails the same way on every attempt: retrying it only delays
+    the one error that matters (by the whole backoff, on every segment).
+    """
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError | _AiohttpCertificateError):
+            return True
+        # botocore keeps the HTTP library's error in kwargs["error"]; aiohttp keeps the
+        # ssl module's in certificate_error / os_error; httpx chains it as the cause.
+        kwargs = getattr(current, "kwargs", None)
+        if isinstance(kwargs, dict):
+            stack.append(kwargs.get("error"))
+        stack.append(getattr(current, "certificate_error", None))
+        stack.append(getattr(current, "os_error", None))
+        stack.append(current.__cause__)
+        stack.append(current.__context__)
+    return False
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """Throttling, any 5xx and dropped connections; never a request DynamoDB refused."""
+    """Throttling, any 5xx and dropped connections; never a request DynamoDB refused, and
+    never a certificate that failed verification."""
     if isinstance(exc, _TRANSIENT_TRANSPORT):
-        return True
+        return not is_certificate_error(exc)
     code, status = _client_error_code(exc)
     return code in THROTTLE_CODES or status >= 500
 

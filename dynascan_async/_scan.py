@@ -319,8 +319,10 @@ def scan(
     throttling, 5xx and dropped connections are retried. ``transport`` says who sends
     the requests: ``"botocore"`` (``client.scan``, with the client's own retries and
     event hooks), ``"direct"`` (the library, signed with the client's credentials and
-    sent on its HTTP session; far less CPU per page), or ``"auto"``: direct unless the
-    client has event handlers of its own on Scan calls.
+    sent on its HTTP session; far less CPU per page), or ``"auto"``: direct unless
+    something on the client would see or change its Scan calls (event handlers beyond a
+    fresh client's, a ``Stubber``, client-side monitoring, endpoint discovery, a wrapped
+    ``_make_api_call``) or its endpoint URL has a path or query string.
 
     Every option is checked here, before any request: a bad one raises ``TypeError`` or
     ``ValueError`` from this call.

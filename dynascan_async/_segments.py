@@ -55,6 +55,7 @@ class Page:
 
 class Engine:
     __slots__ = (
+        "_cancelled",
         "_estimate",
         "_finished",
         "_limiter",
@@ -94,6 +95,9 @@ class Engine:
         # What a page is expected to cost, charged up front and corrected afterwards.
         self._estimate = 1.0
         self._scopes: set[anyio.CancelScope] = set()
+        # Set by cancel(): a worker that had not yet run when the scan was left (the task
+        # group starts its tasks on the next turn of the loop) must not start reading then.
+        self._cancelled = False
         self._live = 0
         self._send: MemoryObjectSendStream[Page] | None = None
         self._receive: MemoryObjectReceiveStream[Page] | None = None
@@ -115,7 +119,14 @@ class Engine:
             spawn(self._worker)
 
     def cancel(self) -> None:
-        """Stop every worker now; safe to call from ``__del__`` and more than once."""
+        """Stop every worker, started or not; safe to call from ``__del__`` and more than once.
+
+        A worker already running is cancelled through its scope. One that the task group
+        (or the loop) has not started yet has no scope to cancel: it sees the flag before
+        its first request and ends at once, so a block left before the workers ran neither
+        waits for them to fill the queue nor sends a request after it is gone.
+        """
+        self._cancelled = True
         for scope in list(self._scopes):
             scope.cancel()
 
@@ -152,6 +163,8 @@ class Engine:
         scope = anyio.CancelScope()
         self._scopes.add(scope)
         try:
+            if self._cancelled:
+                return
             with scope:
                 await self._run()
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, who raises it
@@ -172,7 +185,7 @@ class Engine:
         counters = self.counters
         # DynamoDB sends no items for Select="COUNT"; some emulators (moto) send them anyway.
         count_only = self._options.scan_params.get("Select") == "COUNT"
-        while self.error is None:
+        while self.error is None and not self._cancelled:
             cursor = self._take()
             if cursor is None:
                 return

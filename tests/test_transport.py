@@ -73,14 +73,16 @@ async def test_requests_are_signed_for_the_host_they_reach(
     faults: FaultProxy, loaded: tables.Loaded
 ) -> None:
     async with client_for(faults.url) as client:
-        items = [item async for item in dynascan_async.scan(client, tables.TINY, segments=1)]
-    assert len(items) == len(loaded.tiny)
+        scan = dynascan_async.scan(client, tables.TINY, segments=1, deserialize=False)
+        items = [item async for item in scan]
+    assert scan.transport == "direct"
+    assert_same_items(items, loaded.tiny)
     assert faults.last_scan is not None
     headers, body = faults.last_scan
     assert_signed(headers, body)
     sent = dict(headers)
     assert sent["X-Amz-Target"] == "DynamoDB_20120810.Scan"
-    assert sent["User-Agent"].startswith("dynascan-async/")
+    assert " lib/dynascan-async#" in sent["User-Agent"]
 
 
 async def test_temporary_credentials_send_their_token(
@@ -88,8 +90,10 @@ async def test_temporary_credentials_send_their_token(
 ) -> None:
     token = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ=="
     async with client_for(faults.url, aws_session_token=token) as client:
-        items = [item async for item in dynascan_async.scan(client, tables.TINY, segments=1)]
-    assert len(items) == len(loaded.tiny)
+        scan = dynascan_async.scan(client, tables.TINY, segments=1, deserialize=False)
+        items = [item async for item in scan]
+    assert scan.transport == "direct"
+    assert_same_items(items, loaded.tiny)
     assert faults.last_scan is not None
     headers, body = faults.last_scan
     assert dict(headers)["X-Amz-Security-Token"] == token
@@ -230,10 +234,10 @@ async def test_auto_leaves_a_client_with_its_own_hooks_to_botocore(
     _spy.calls = 0  # type: ignore[attr-defined]
     client.meta.events.register("before-send.dynamodb.Scan", _spy)
     try:
-        scan = dynascan_async.scan(client, tables.WEBLOG, segments=2, Limit=200)
+        scan = dynascan_async.scan(client, tables.WEBLOG, segments=2, Limit=200, deserialize=False)
         assert scan.transport == "botocore"
         items = [item async for item in scan]
-        assert len(items) == len(loaded.weblog)
+        assert_same_items(items, loaded.weblog)
         assert _spy.calls == scan.stats.pages  # type: ignore[attr-defined]
         with pytest.raises(ValueError, match=r"before-send: tests\.test_transport\._spy"):
             dynascan_async.scan(client, tables.WEBLOG, transport="direct")
