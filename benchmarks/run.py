@@ -13,7 +13,7 @@ Why it is built this way:
   server in its own process, all on 127.0.0.1: nothing measured shares a process.
 * Every client scans the same table in the same run and must return the same item count and
   checksum (sum of ``bytessent``); a client that loses or repeats pages is reported as
-  WRONG, and the run exits non-zero -- except for the seed-002 recipe run verbatim, whose
+  WRONG, and the run exits non-zero -- except for the ThreadPoolExecutor recipe run verbatim, whose
   loss of pages is a finding, not a failure of this benchmark.
 * Repetitions are interleaved (client A, B, C, then A, B, C again) so slow drift of the
   machine spreads over all clients; medians are reported.
@@ -116,7 +116,7 @@ def main_specs(args: argparse.Namespace) -> list[Spec]:
     specs = [
         Spec("paginator", "paginator"),
         Spec("aioboto3_table", "aioboto3_table"),
-        Spec("recipe", "recipe", 25, 5, note="seed 002 verbatim, its own 25/5"),
+        Spec("recipe", "recipe", 25, 5, note="blog post recipe verbatim, its own 25/5"),
         Spec("aiodynamo", "aiodynamo", note="numbers as float"),
         Spec("lowerbound", "lowerbound", s, c),
         Spec("lowerbound_seq", "lowerbound", 1, 1),
@@ -344,7 +344,7 @@ def model_server(**knobs: Any) -> Iterator[str]:
 
 
 def scenario_segments(args: argparse.Namespace, run: Run) -> None:
-    """16 segments against 1 at 20 ms per page, and the seed-002 recipe at 16 in flight.
+    """16 segments against 1 at 20 ms per page, and the ThreadPoolExecutor recipe at 16 in flight.
 
     Pages are ``Limit=50`` items so that the scan is many round trips (400 for 20,000
     items): the round trip, not the client's CPU, is what parallel segments remove.
@@ -409,7 +409,7 @@ def scenario_segments(args: argparse.Namespace, run: Run) -> None:
         ratio = recipe.wall / sixteen.wall
         run.goals.append(
             _report.Goal(
-                "16 segments vs seed-002 recipe at 16 in flight",
+                "16 segments vs ThreadPoolExecutor recipe at 16 in flight",
                 "≥ 1x (at least as fast)",
                 f"{ratio:.2f}x ({recipe.wall:.2f} s vs {sixteen.wall:.2f} s)",
                 ratio >= 1,
