@@ -24,6 +24,7 @@ __all__ = ["Output", "OutputError", "open_output"]
 import contextlib
 import errno
 import os
+import select
 import stat
 from pathlib import Path
 
@@ -66,7 +67,7 @@ class Output:
         done = 0
         try:
             while done < len(data):
-                done += os.write(self.fd, data[done:])
+                done += _write_some(self.fd, data[done:])
         except OSError as exc:
             self._take_back(done)
             raise OutputError(self.where, exc) from None
@@ -89,6 +90,16 @@ class Output:
                 os.ftruncate(self.fd, self.length)
                 if not _appends(self.fd):
                     os.lseek(self.fd, self.length, os.SEEK_SET)
+
+
+def _write_some(fd: int, data: memoryview) -> int:
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        # A descriptor another program left non-blocking (O_NONBLOCK belongs to the
+        # open file, shared by every process holding the pipe): wait until it takes more.
+        select.select([], [fd], [])
+        return 0
 
 
 def _appends(fd: int) -> bool:

@@ -214,17 +214,24 @@ class _Progress:
         share = ""
         if self.estimate:
             share = f" of ~{self.estimate:,} ({min(total / self.estimate, 1):.0%})"
-        self.stream.write(
+        self._draw(
             f"\r{stats.items:,} items, {total:,} scanned{share}, {stats.items_per_second:,.0f} "
             f"items/s, {stats.consumed_capacity:,.1f} RCU, segments "
             f"{stats.segments_done}/{stats.segments}\x1b[K"
         )
-        self.stream.flush()
 
     def close(self) -> None:
         if self.enabled and self._drawn:
-            self.stream.write("\r\x1b[K")
+            self._draw("\r\x1b[K")
+
+    def _draw(self, text: str) -> None:
+        try:
+            self.stream.write(text)
             self.stream.flush()
+        except OSError:
+            # The terminal went away (SIGHUP, then EIO): the scan, and saving its
+            # checkpoint, matter more than drawing its progress.
+            self.enabled = False
 
 
 def _session(args: argparse.Namespace) -> Any:
@@ -436,10 +443,11 @@ async def _scan_into(
                 args.checkpoint.unlink()  # done: the next run starts afresh
             fsync_dir(args.checkpoint.parent)
         stats = scan.stats
-        err.write(
+        _say(
             f"dynascan: {stats.items:,} items ({stats.count:,} counted, {stats.scanned:,} "
             f"scanned) in {stats.elapsed:.2f} s, {stats.items_per_second:,.0f} items/s, "
-            f"{stats.consumed_capacity:,.1f} RCU, {stats.retries} retries\n"
+            f"{stats.consumed_capacity:,.1f} RCU, {stats.retries} retries",
+            err,
         )
     return 0
 
@@ -472,6 +480,12 @@ def _describe(exc: BaseException, args: argparse.Namespace) -> str:
     return f"dynascan: {type(exc).__name__}: {exc}"
 
 
+def _say(line: str, stream: TextIO | None = None) -> None:
+    """One line on stderr, if stderr is still there (after SIGHUP a terminal gives EIO)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=stream or sys.stderr, flush=True)
+
+
 def _saved(args: argparse.Namespace | None) -> str:
     path = getattr(args, "checkpoint", None)
     if path is None or not path.exists():
@@ -493,25 +507,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         if debug:
             raise
-        print(exc, file=sys.stderr)
+        _say(str(exc))
         return EXIT_USAGE
     except Interrupted as exc:
-        print(f"dynascan: interrupted by {exc.name}{_saved(args)}", file=sys.stderr)
+        _say(f"dynascan: interrupted by {exc.name}{_saved(args)}")
         return exc.exit_status
     except KeyboardInterrupt:  # Ctrl-C before the scan's own handling was in place
-        print("dynascan: interrupted", file=sys.stderr)
+        _say("dynascan: interrupted")
         return EXIT_INTERRUPTED
     except OutputError as exc:
         if exc.errno == errno.EPIPE and getattr(args, "checkpoint", None) is None:
             return 0  # `dynascan scan ... | head`: the reader left; that is not an error
         if debug:
             raise
-        print(f"dynascan: {exc}{_saved(args)}", file=sys.stderr)
+        _say(f"dynascan: {exc}{_saved(args)}")
         return EXIT_FAILURE
     except Exception as exc:
         if debug:
             raise
-        print(_describe(exc, args or argparse.Namespace()), file=sys.stderr)
+        _say(_describe(exc, args or argparse.Namespace()))
         return EXIT_FAILURE
 
 

@@ -10,9 +10,11 @@ lost, nothing twice.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -70,6 +72,15 @@ def wait_for_output(path: Path, process: subprocess.Popen[str], size: int = 1) -
         assert process.poll() is None, "the scan ended before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def unread(fd: int) -> int:
+    """Bytes waiting in a pipe."""
+    import fcntl
+    import termios
+
+    (count,) = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))
+    return int(count)
 
 
 def run_to_end(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -161,7 +172,7 @@ def test_a_write_that_fails_half_way_leaves_whole_lines_and_an_exact_checkpoint(
 def test_output_file_survives_kill_9_at_random_moments(
     faults: FaultProxy, tmp_path: Path, loaded: tables.Loaded
 ) -> None:
-    faults.latency = 0.03
+    faults.latency = 0.05
     state = tmp_path / "state.json"
     output = tmp_path / "items.jsonl"
     argv = command(
@@ -312,3 +323,40 @@ def test_help_is_plain_text(args: list[str], capsys: pytest.CaptureFixture[str])
     assert "--" in shown
     assert "``" not in shown  # reStructuredText markup from a docstring
     assert "seed" not in shown.lower()  # names from the project's notes, unknown to a user
+
+
+def test_stdout_left_non_blocking_by_another_program(
+    moto_server: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    # Some parents hand over a pipe in O_NONBLOCK mode; a full pipe then answers EAGAIN,
+    # which is a reason to wait, not a failed write.
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dynascan_async",
+            "scan",
+            "--table-name",
+            tables.WEBLOG,
+            "--endpoint-url",
+            moto_server.endpoint_url,
+        ],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        text=True,
+    )
+    os.close(write_end)
+    deadline = time.monotonic() + 60
+    # Until the pipe is full (the command must wait), or the command ended (it did not).
+    while unread(read_end) < 65_536 and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)
+    with os.fdopen(read_end) as reader:
+        text = reader.read()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert_same_items(lines(text), as_cli_json(loaded.weblog))
