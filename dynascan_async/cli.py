@@ -164,10 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
         description=DEMO_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--server", choices=["model", "moto"], default="model")
-    demo.add_argument("--rows", type=_positive_int, default=None)
+    demo.add_argument(
+        "--server",
+        choices=["model", "moto"],
+        default="model",
+        help="model: this package's model of DynamoDB, with a round trip per request "
+        "(default); moto: moto's emulator, at a small size",
+    )
+    demo.add_argument(
+        "--rows", type=_positive_int, default=None, help="items to load (100,000; moto 3,000)"
+    )
     demo.add_argument("--latency", type=float, default=0.02, help="model server round trip, s")
-    demo.add_argument("--segments", type=_positive_int, default=16)
+    demo.add_argument(
+        "--segments", type=_positive_int, default=16, help="segments of the parallel scan (16)"
+    )
     return parser
 
 
