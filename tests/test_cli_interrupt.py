@@ -98,7 +98,7 @@ def one_line(stderr: str) -> str:
 def test_sigterm_and_sighup_save_the_checkpoint_like_ctrl_c(
     faults: FaultProxy, tmp_path: Path, loaded: tables.Loaded, signum: int, status: int
 ) -> None:
-    faults.latency = 0.05
+    faults.latency = 0.1  # the scan takes seconds: the signal lands mid-way even on a busy machine
     state = tmp_path / "state.json"
     # A symlink planted at the fixed temporary name the checkpoint used to be written to.
     victim = tmp_path / "victim"
@@ -181,7 +181,7 @@ def test_a_write_that_fails_half_way_leaves_whole_lines_and_an_exact_checkpoint(
 def test_output_file_survives_kill_9_at_random_moments(
     faults: FaultProxy, tmp_path: Path, loaded: tables.Loaded
 ) -> None:
-    faults.latency = 0.05
+    faults.latency = 0.08
     state = tmp_path / "state.json"
     output = tmp_path / "items.jsonl"
     argv = command(
@@ -190,6 +190,7 @@ def test_output_file_survives_kill_9_at_random_moments(
     rng = random.Random(8)
     kills = 0
     kept: list[int] = []  # bytes of the output each kill's checkpoint counts
+    finished = False
     for attempt in range(4):
         process = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
@@ -205,18 +206,21 @@ def test_output_file_survives_kill_9_at_random_moments(
         if process.poll() is None:
             process.kill()
             kills += 1
-        process.wait(timeout=60)
-        if state.exists():
-            kept.append(json.loads(state.read_text())["output"]["length"])
-        if attempt == 1 and output.exists():
+        if process.wait(timeout=60) == 0:
+            finished = True  # this run got to the end before its kill: nothing to resume
+            break
+        kept.append(json.loads(state.read_text())["output"]["length"])
+        if attempt == 1:
             # A write torn by the crash: half a line at the end of the file.
             with output.open("a") as torn:
                 torn.write('{"requestid": "req-torn", "ho')
     assert kills >= 1
     assert max(kept, default=0) > 0  # saved while running: a kill -9 kept the progress
-    last = run_to_end(argv)
-    assert last.returncode == 0, last.stderr
-    assert last.stdout == ""
+    if not finished:
+        faults.latency = 0.0
+        last = run_to_end(argv)
+        assert last.returncode == 0, last.stderr
+        assert last.stdout == ""
     assert not state.exists()
     text = output.read_text()
     assert text.endswith("\n")
