@@ -55,7 +55,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The quick start: `dynascan demo` (a local model server, the seeds' web-log workloads)."""
+    """The quick start: `dynascan demo` (a local model server and a sample web-log table)."""
     session.install(".[fast,server]")
     session.run("dynascan", "demo", *session.posargs)
 

@@ -1,4 +1,4 @@
-"""The web-log table every client scans, as in the seeds' ``logfile_scan`` job.
+"""The web-log table every client scans, like ``logfile_scan`` of AWS's parallel-scan workshop.
 
 Items are made from their number alone, so the expected count and checksum (the sum of
 ``bytessent``) are known without reading the table back: a client that skips or repeats

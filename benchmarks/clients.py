@@ -37,8 +37,8 @@ SECRET_KEY = "local"
 CLIENTS: dict[str, str] = {
     "paginator": "aiobotocore get_paginator('scan'), sequential, raw items",
     "aioboto3_table": "aioboto3 Table.scan, own pagination, sequential, Python values",
-    "recipe": "seed 002 verbatim: boto3 + ThreadPoolExecutor, Python values",
-    "recipe_fixed": "seed 002 with its lost-pages bug fixed (a deque), Python values",
+    "recipe": "ThreadPoolExecutor recipe of a blog post, verbatim: boto3, Python values",
+    "recipe_fixed": "ThreadPoolExecutor recipe, lost-pages bug fixed (a deque), Python values",
     "aiodynamo": "aiodynamo Client.scan over aiohttp, sequential, numbers as float",
     "lowerbound": "aiohttp + orjson + SigV4Auth + S/N decode, parallel segments",
     "dynascan": "dynascan_async.scan, Python values",
@@ -167,13 +167,13 @@ async def aioboto3_table(args: argparse.Namespace, result: Result) -> None:
         result.items, result.checksum = items, total
 
 
-# --- seed 002: boto3 and a ThreadPoolExecutor ---------------------------------------------
+# --- the ThreadPoolExecutor recipe: boto3 in a thread pool, from a blog post ---------------
 #
-# Copied from the blog post of seed 002 as published, but for the two constants, which are
-# parameters here (their defaults are the post's) so that the recipe can be run at the same
-# parallelism as the others, and for the thread pool's size: the post relies on
-# ThreadPoolExecutor()'s default (min(32, CPUs + 4) threads: 6 on 2 cores) being at least
-# ``max_scans_in_parallel``, which holds for its 5 but not for 16.
+# Copied from a widely copied blog post on parallel scans, as published, but for the two
+# constants, which are parameters here (their defaults are the post's) so that the recipe
+# can be run at the same parallelism as the others, and for the thread pool's size: the
+# post relies on ThreadPoolExecutor()'s default (min(32, CPUs + 4) threads: 6 on 2 cores)
+# being at least ``max_scans_in_parallel``, which holds for its 5 but not for 16.
 #
 # The post's loop has a bug that loses pages: ``scans_to_run`` is an iterator over the list
 # ``tasks_to_do``, and segments are re-queued by appending to that list. Once the iterator

@@ -1,4 +1,9 @@
-"""``dynascan demo``: the seeds' workloads on a local server the command starts itself.
+"""``dynascan demo``: the parallel-scan workshop's workload on a local server it starts itself.
+
+The workload is the one of AWS's DynamoDB parallel-scan workshop: a web-log table,
+``logfile_scan`` (one item per HTTP request: host, url, method, response code, bytes
+sent), read in full, and its filtered aggregate "total bytessent where responsecode <>
+200".
 
 A local server has no network, so on its own a parallel scan has nothing to hide; the
 model server therefore adds a round trip to every Scan answer (printed), which is what a
@@ -21,7 +26,7 @@ from typing import Any, TextIO
 import dynascan_async
 
 TABLE = "logfile_scan"
-PAGE_SIZE = 250  # the seeds pass Limit as the page size
+PAGE_SIZE = 250  # the workshop passes Limit as the page size
 HOSTS = [f"web-{n:02d}.example.com" for n in range(24)]
 CODES = [200] * 14 + [301, 304, 403, 404, 404, 500]
 AGENTS = [
@@ -203,4 +208,9 @@ def run_demo(args: argparse.Namespace) -> int:
             )
         else:
             print(f"moto server on {server.endpoint_url}", flush=True)
+        print(
+            f"table {TABLE}: a web log like the one of AWS's DynamoDB parallel-scan workshop, "
+            "one item per HTTP request (host, url, method, response code, bytes sent)",
+            flush=True,
+        )
         return asyncio.run(_demo(args, server.endpoint_url, sys.stdout))
