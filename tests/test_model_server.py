@@ -28,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import dynascan_async
-from dynascan_async.testing._model import ModelServer, serve_model
+from dynascan_async.testing.model import ModelServer, serve_model
 from tests.support.helpers import as_multiset, assert_same_items
 
 REGION = "us-east-1"

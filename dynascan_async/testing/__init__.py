@@ -12,7 +12,7 @@ per-partition throughput and provisioned capacity that throttles. A model, not D
 
 from __future__ import annotations
 
-__all__ = ["ModelServer", "MotoServer", "serve_model"]
+__all__ = ["ModelOptions", "ModelServer", "MotoServer", "serve_model"]
 
-from ._model import ModelServer, serve_model
 from ._moto import MotoServer
+from .model import ModelOptions, ModelServer, serve_model
