@@ -18,9 +18,12 @@ import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dynascan_async
 from dynascan_async.testing import BackgroundReader, bulk_load, serve_model
+from dynascan_async.testing.model._values import check_value, number, number_size
 
 INDEX = "grp-index"
 
@@ -437,3 +440,10 @@ async def test_bulk_load_puts_checked_items_all_or_nothing() -> None:
             await bulk_load(url, "bulk", bad)
         table = (await client.describe_table(TableName="bulk"))["Table"]
         assert table["ItemCount"] == 250  # the refused request put nothing
+
+
+@given(st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1))
+def test_integer_sizes_take_the_decimal_rule(value: int) -> None:
+    """The model's fast path for plain integers sizes them as the Decimal rule does."""
+    text = str(value)
+    assert check_value({"N": text})[1] == number_size(number(text))
