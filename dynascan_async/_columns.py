@@ -156,6 +156,8 @@ class PageParser:
     def table(self, body: bytes) -> pa.Table:
         """The body parsed, every string kept as the text it was."""
         table = self._read(body)
+        if self._explicit is not None and table.schema.equals(self._explicit):
+            return table  # nothing new: every string was read as a string
         seen = pa.struct(list(table.schema))
         guessed = _guessed(seen)
         if guessed:
