@@ -262,3 +262,66 @@ def test_bad_schemas(field: pa.Field, message: str) -> None:
 def test_rest_must_be_text() -> None:
     with pytest.raises(TypeError, match="_rest"):
         arrow.items_to_batch([], pa.schema([("_rest", pa.int64())]))
+
+
+# -- the page parser -------------------------------------------------------------------------------
+
+
+def test_page_metadata_is_read() -> None:
+    parser = PageParser()
+    page = [{"pk": {"S": "a"}, "b": {"B": b"\x00\xff"}}]
+    first = parser.parse(
+        {"HTTPStatusCode": 200},
+        items_body(page, Count=1, ScannedCount=3, ConsumedCapacity={"CapacityUnits": 1}),
+    )
+    assert first["Count"] == 1
+    assert first["ScannedCount"] == 3
+    assert first["ConsumedCapacity"] == {"CapacityUnits": 1}
+    assert first["ResponseMetadata"] == {"HTTPStatusCode": 200}
+    assert "LastEvaluatedKey" not in first
+    # A later page's capacity may be fractional where the first one's was whole.
+    later = parser.parse(
+        {},
+        items_body(
+            page,
+            Count=1,
+            ConsumedCapacity={"CapacityUnits": 0.5, "TableName": "t"},
+            LastEvaluatedKey={"pk": {"S": "a"}, "b": {"B": b"\x00\xff"}},
+        ),
+    )
+    assert later["ConsumedCapacity"] == {"CapacityUnits": 0.5, "TableName": "t"}
+    assert later["LastEvaluatedKey"] == {"pk": {"S": "a"}, "b": {"B": b"\x00\xff"}}
+    assert_round_trip(arrow.to_items(to_batch(later["Items"], arrow.infer_schema(page))), page)
+
+
+def test_a_page_botocore_parsed_itself() -> None:
+    """No body (a stubbed client): botocore's own answer, binary as bytes, is converted."""
+    page: list[Item] = [{"pk": {"S": "a"}, "b": {"B": b"\x01"}, "bs": {"BS": [b"\x02"]}}]
+    response = {
+        "Items": page,
+        "Count": 1,
+        "ScannedCount": 1,
+        "LastEvaluatedKey": {"pk": {"S": "a"}},
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+    }
+    parsed = PageParser().parse(response, None)
+    assert parsed["ResponseMetadata"] == {"HTTPStatusCode": 200}
+    assert parsed["LastEvaluatedKey"] == {"pk": {"S": "a"}}
+    assert_round_trip(arrow.to_items(to_batch(parsed["Items"], arrow.infer_schema(page))), page)
+
+
+def test_a_body_written_over_many_lines() -> None:
+    page: list[Item] = [{"pk": {"S": "a\nb"}, "m": {"M": {"k": {"N": "1"}}}}]
+    body = json.dumps({"Items": page, "Count": 1}, indent=2).encode()
+    parsed = PageParser().parse({}, body)
+    assert_round_trip(arrow.to_items(to_batch(parsed["Items"], arrow.infer_schema(page))), page)
+
+
+def test_select_count_and_empty_pages() -> None:
+    parser = PageParser()
+    assert len(parser.parse({}, b'{"Count":5,"ScannedCount":5}')["Items"]) == 0
+    assert len(parser.parse({}, b'{"Items":[],"Count":0,"ScannedCount":5}')["Items"]) == 0
+    # An empty page first does not stop the next one's items from being read.
+    page: list[Item] = [{"pk": {"S": "a"}}]
+    parsed = parser.parse({}, items_body(page, Count=1))
+    assert_round_trip(arrow.to_items(to_batch(parsed["Items"], arrow.infer_schema(page))), page)
