@@ -357,7 +357,8 @@ def _list(kind: str, raw: pa.Array, type_: pa.DataType) -> tuple[pa.Array, pa.Ar
     offsets = pa.concat_arrays(
         [pa.array([0], offset_type), pc.cumulative_sum(lengths).cast(offset_type)]
     )
-    out = type(pa.array([], type_)).from_arrays(offsets, converted, type=type_, mask=raw.is_null())
+    array_class = pa.LargeListArray if pa.types.is_large_list(type_) else pa.ListArray
+    out = array_class.from_arrays(offsets, converted, type=type_, mask=raw.is_null())
     row_bad = None
     if bad is not None and pc.any(bad).as_py():
         row_bad = _rows_of(pc.list_parent_indices(raw), bad, n)
