@@ -79,3 +79,4 @@ def bench_smoke(session: nox.Session) -> None:
     (speed goals are not checked at that size)."""
     session.install(".[fast]", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "benchmarks/run.py", "--smoke", *session.posargs)
+    session.run("python", "benchmarks/arrow_batches.py", "--smoke")
