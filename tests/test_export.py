@@ -1,0 +1,254 @@
+"""Exports through the library API, against the moto server: formats, folder rules, resume.
+
+The kill, signal and full-disk tests run the command in subprocesses
+(tests/test_export_cli.py); these pin down the protocol itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dynascan_async import export
+from dynascan_async._decode import decode_items
+from dynascan_async._encode import dumps_item
+from dynascan_async._export import _layout
+from tests.support import tables
+from tests.support.helpers import assert_same_items
+
+pytestmark = pytest.mark.anyio
+
+
+def jsonl_items(folder: Path) -> list[Any]:
+    return [
+        json.loads(line, parse_float=Decimal, parse_int=Decimal)
+        for part in sorted(folder.glob("*.jsonl"))
+        for line in part.read_text().splitlines()
+    ]
+
+
+def as_cli_json(raw_items: list[dict[str, Any]]) -> list[Any]:
+    text = "".join(dumps_item(item) for item in decode_items(raw_items))
+    return [json.loads(line, parse_float=Decimal, parse_int=Decimal) for line in text.splitlines()]
+
+
+def ddb_json_items(folder: Path) -> list[dict[str, Any]]:
+    """Every line of every part, as DynamoDB's export readers parse them (gzip, JSON)."""
+    items = []
+    for part in sorted(folder.glob("*.json.gz")):
+        with gzip.open(part, "rt", encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line)
+                assert list(record) == ["Item"]
+                items.append(record["Item"])
+    return items
+
+
+def raw_as_json(item: dict[str, Any]) -> Any:
+    """A raw item as DynamoDB JSON text has it: binary values as base64."""
+
+    def value(av: dict[str, Any]) -> Any:
+        ((tag, inner),) = av.items()
+        if tag == "B":
+            return {tag: base64.b64encode(inner).decode()}
+        if tag == "BS":
+            return {tag: [base64.b64encode(b).decode() for b in inner]}
+        if tag == "L":
+            return {tag: [value(v) for v in inner]}
+        if tag == "M":
+            return {tag: {k: value(v) for k, v in inner.items()}}
+        return {tag: inner}
+
+    return {name: value(av) for name, av in item.items()}
+
+
+def visible(folder: Path) -> list[str]:
+    """What a reader of the folder sees: names not starting with "_" or "."."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(("_", ".")))
+
+
+class Stop(Exception):
+    """Raised from on_progress to interrupt an export at a chosen point."""
+
+
+def stop_after(items: int) -> Any:
+    def on_progress(progress: export.ExportProgress) -> None:
+        if progress.items >= items:
+            raise Stop
+
+    return on_progress
+
+
+async def test_jsonl_parts_are_the_lines_of_dynascan_scan(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    out = tmp_path / "out"
+    manifest = await export.export_table(
+        client, tables.WEBLOG, out, format="jsonl", segments=4, rows_per_part=250, Limit=100
+    )
+    assert_same_items(jsonl_items(out), as_cli_json(loaded.weblog))
+    assert manifest.items == len(loaded.weblog) == 600
+    assert [p.items for p in manifest.parts] == [250, 250, 100]
+    assert visible(out) == ["part-000000.jsonl", "part-000001.jsonl", "part-000002.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json", *visible(out)]
+    on_disk = export.read_manifest(out)
+    assert on_disk is not None
+    assert on_disk.parts == manifest.parts
+    assert on_disk.items == 600
+    assert on_disk.bytes == sum(p.stat().st_size for p in out.glob("*.jsonl"))
+    assert manifest.stats is not None
+    assert manifest.stats.items == 600
+
+
+async def test_ddb_json_is_dynamodbs_export_format(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    manifest = await export.export_table(
+        client, tables.TYPES, tmp_path, format="ddb-json", segments=3, rows_per_part=25
+    )
+    got = ddb_json_items(tmp_path)
+    assert_same_items(got, [raw_as_json(item) for item in loaded.types])
+    assert [p.items for p in manifest.parts] == [25, 25, 10]
+    assert all(p.name.endswith(".json.gz") for p in manifest.parts)
+
+
+async def test_a_finished_export_is_not_overwritten_unless_asked(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    await export.export_table(client, tables.TINY, tmp_path, format="jsonl", rows_per_part=2)
+    first = sorted(os.listdir(tmp_path))
+    with pytest.raises(export.ExportExistsError, match="finished export of table 'tiny'"):
+        await export.export_table(client, tables.TINY, tmp_path, format="jsonl")
+    assert sorted(os.listdir(tmp_path)) == first
+    manifest = await export.export_table(
+        client, tables.TINY, tmp_path, format="jsonl", rows_per_part=10, overwrite=True
+    )
+    assert [p.items for p in manifest.parts] == [5]
+    assert visible(tmp_path) == ["part-000000.jsonl"]
+    assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.tiny))
+
+
+async def test_interrupted_export_resumes_exactly_and_refuses_another_command(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    command: dict[str, Any] = {"format": "jsonl", "segments": 4, "rows_per_part": 40, "Limit": 25}
+    with pytest.raises(Stop):
+        await export.export_table(
+            client,
+            tables.WEBLOG,
+            tmp_path,
+            on_progress=stop_after(100),
+            progress_interval=0,
+            **command,
+        )
+    state = _layout.read_state(tmp_path)
+    assert state is not None
+    # The part being written when the export stopped was committed with it.
+    assert state.items == 100
+    assert not (tmp_path / "_manifest.json").exists()
+    for other in ({"format": "ddb-json"}, {"FilterExpression": "bytessent > :z"}):
+        extra: dict[str, Any] = (
+            {"ExpressionAttributeValues": {":z": {"N": "0"}}} if "FilterExpression" in other else {}
+        )
+        with pytest.raises(export.ExportMismatchError, match="unfinished export"):
+            await export.export_table(
+                client, tables.WEBLOG, tmp_path, **{**command, **other, **extra}
+            )
+    with pytest.raises(export.ExportMismatchError, match="table 'logfile_scan'"):
+        await export.export_table(client, tables.TINY, tmp_path, format="jsonl")
+    manifest = await export.export_table(client, tables.WEBLOG, tmp_path, **command)
+    assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.weblog))
+    assert manifest.items == 600
+    assert not (tmp_path / "_export_state.json").exists()
+
+
+async def test_resume_removes_what_a_crash_between_rename_and_state_left(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    command: dict[str, Any] = {"format": "ddb-json", "segments": 2, "rows_per_part": 50}
+    with pytest.raises(Stop):
+        await export.export_table(
+            client,
+            tables.WEBLOG,
+            tmp_path,
+            on_progress=stop_after(120),
+            progress_interval=0,
+            **command,
+        )
+    state = _layout.read_state(tmp_path)
+    assert state is not None
+    committed = {p.name for p in state.parts}
+    # A part renamed into place whose state was never written (it holds items the
+    # checkpoint does not cover; numbered past the next part, as an old export's part
+    # is after an interrupted overwrite), and temporary files of a killed writer.
+    orphan = tmp_path / _layout.part_name("ddb-json", state.next_part + 7)
+    orphan.write_bytes((tmp_path / sorted(committed)[0]).read_bytes())
+    (tmp_path / f".{orphan.name}.x1y2z3.tmp").write_bytes(b"half")
+    (tmp_path / "._export_state.json.abc.tmp").write_bytes(b"{")
+    await export.export_table(client, tables.WEBLOG, tmp_path, **command)
+    assert_same_items(ddb_json_items(tmp_path), [raw_as_json(i) for i in loaded.weblog])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+async def test_folder_with_other_files_of_the_format_is_refused(
+    client: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "mine.jsonl").write_text("{}\n")
+    with pytest.raises(export.ExportExistsError, match="mine.jsonl and no dynascan export"):
+        await export.export_table(client, tables.TINY, tmp_path, format="jsonl")
+    assert sorted(os.listdir(tmp_path)) == ["mine.jsonl"]
+
+
+async def test_two_exports_into_one_folder_at_once_are_refused(client: Any, tmp_path: Path) -> None:
+    fd = _layout.acquire(tmp_path)
+    try:
+        with pytest.raises(export.ExportLockedError, match="another export is writing"):
+            await export.export_table(client, tables.TINY, tmp_path, format="jsonl")
+    finally:
+        _layout.release(fd)
+    manifest = await export.export_table(client, tables.TINY, tmp_path, format="jsonl")
+    assert manifest.items == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"format": "csv"}, ValueError, "format must be one of"),
+        ({"rows_per_part": 0}, ValueError, "rows_per_part must be >= 1"),
+        ({"row_group_size": "9"}, TypeError, "row_group_size must be an int"),
+        ({"segments": 0}, ValueError, "segments"),
+        ({"TableName": "x"}, TypeError, "TableName"),
+    ],
+)
+async def test_bad_options_fail_before_the_folder_is_touched(
+    client: Any, tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    out = tmp_path / "never"
+    with pytest.raises(error, match=match):
+        await export.export_table(client, tables.TINY, out, **{"format": "jsonl", **kwargs})
+    assert not out.exists()
+
+
+def test_a_failed_part_leaves_nothing(tmp_path: Path) -> None:
+    part = export.open_part("jsonl", tmp_path, "part-000000.jsonl")
+    part.add({"a": Decimal("1")})
+    with pytest.raises(TypeError, match="not JSON serializable|cannot write"):
+        part.add({"b": object()})
+    part.abort()
+    assert os.listdir(tmp_path) == []
+    part = export.open_part("ddb-json", tmp_path, "part-x.json.gz")
+    part.add({"a": {"B": b"\x00\xff"}, "n": {"N": "1E-130"}})
+    info = part.commit()
+    assert info == export.PartInfo(
+        "part-x.json.gz", 1, (tmp_path / "part-x.json.gz").stat().st_size
+    )
+    with gzip.open(tmp_path / "part-x.json.gz", "rb") as f:
+        assert f.read() == b'{"Item":{"a":{"B":"AP8="},"n":{"N":"1E-130"}}}\n'
+    assert os.listdir(tmp_path) == ["part-x.json.gz"]
