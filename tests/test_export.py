@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from dynascan_async import export
+from dynascan_async import arrow, export
+from dynascan_async._decode import decode_items
 from dynascan_async._export import _layout
 from tests.support import tables
+from tests.support.arrow_help import assert_same_values
 from tests.support.exports import (
     as_cli_json,
     ddb_json_items,
@@ -207,3 +209,71 @@ def test_a_failed_part_leaves_nothing(tmp_path: Path) -> None:
     with gzip.open(tmp_path / "part-x.json.gz", "rb") as f:
         assert f.read() == b'{"Item":{"a":{"B":"AP8="},"n":{"N":"1E-130"}}}\n'
     assert os.listdir(tmp_path) == ["part-x.json.gz"]
+
+
+async def test_parquet_is_read_as_one_table_by_pyarrow_duckdb_polars_and_pandas(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    import duckdb
+    import pandas
+    import polars
+    import pyarrow.parquet as pq
+
+    manifest = await export.export_table(
+        client, tables.WEBLOG, tmp_path, segments=4, rows_per_part=200, row_group_size=64, Limit=50
+    )
+    assert manifest.format == "parquet"
+    assert sum(p.items for p in manifest.parts) == 600
+    assert all(p.items >= 200 for p in manifest.parts[:-1])
+    assert visible(tmp_path) == [p.name for p in manifest.parts]
+    assert all(name.endswith(".parquet") for name in visible(tmp_path))
+
+    expected_sum = sum(int(item["bytessent"]["N"]) for item in loaded.weblog)
+    table = pq.read_table(tmp_path)
+    assert table.num_rows == 600
+    assert_same_values(arrow.to_items(table), decode_items(loaded.weblog))
+    assert table.schema.field("bytessent").type == "int64"
+
+    glob = str(tmp_path / "*.parquet")
+    with duckdb.connect() as con:
+        answer = con.execute(f"SELECT sum(bytessent), count(*) FROM read_parquet('{glob}')")
+        assert answer.fetchall() == [(expected_sum, 600)]
+    frame = polars.read_parquet(glob)
+    assert frame.height == 600
+    assert frame["bytessent"].sum() == expected_sum
+    pandas_frame = pandas.read_parquet(tmp_path)
+    assert len(pandas_frame) == 600
+    assert int(pandas_frame["bytessent"].sum()) == expected_sum
+
+    for part in manifest.parts:
+        meta = pq.ParquetFile(tmp_path / part.name).metadata
+        assert meta.num_rows == part.items
+        groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert groups[:-1] == [64] * (len(groups) - 1)
+        assert meta.row_group(0).column(0).compression == "ZSTD"
+
+
+async def test_parquet_keeps_every_type_and_one_schema_across_resumed_runs(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    import pyarrow.parquet as pq
+
+    command: dict[str, Any] = {"segments": 3, "rows_per_part": 10, "Limit": 7}
+    with pytest.raises(Stop):
+        await export.export_table(
+            client,
+            tables.TYPES,
+            tmp_path,
+            on_progress=stop_after(20),
+            progress_interval=0,
+            **command,
+        )
+    state = _layout.read_state(tmp_path)
+    assert state is not None
+    assert state.parts
+    assert state.schema is not None
+    await export.export_table(client, tables.TYPES, tmp_path, **command)
+    schemas = {pq.read_schema(tmp_path / name) for name in visible(tmp_path)}
+    assert len(schemas) == 1
+    table = pq.read_table(tmp_path)
+    assert_same_values(arrow.to_items(table), decode_items(loaded.types))

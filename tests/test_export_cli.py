@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 
+from dynascan_async._decode import decode_items
 from dynascan_async.cli import main
 from tests.support import tables
+from tests.support.arrow_help import assert_same_values
 from tests.support.exports import (
     as_cli_json,
     ddb_json_items,
@@ -115,6 +117,21 @@ def assert_manifest_matches(out: Path, count_items: Any) -> None:
     assert sorted(os.listdir(out)) == ["_manifest.json", *visible(out)]
 
 
+def assert_exact_export(fmt: str, loaded: tables.Loaded, out: Path) -> None:
+    """The folder, read as its users read it, holds the table's items, each once."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        from dynascan_async import arrow
+
+        table = pq.read_table(out)
+        assert_same_values(arrow.to_items(table), decode_items(loaded.weblog))
+        assert len(set(table.column("requestid").to_pylist())) == table.num_rows
+        return
+    got, expected = expected_in(fmt, loaded, out)
+    assert_same_items(got, expected)
+
+
 def expected_in(fmt: str, loaded: tables.Loaded, out: Path) -> tuple[list[Any], list[Any]]:
     if fmt == "jsonl":
         return jsonl_items(out), as_cli_json(loaded.weblog)
@@ -124,12 +141,16 @@ def expected_in(fmt: str, loaded: tables.Loaded, out: Path) -> tuple[list[Any], 
 def count_lines(fmt: str) -> Any:
     import gzip
 
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return lambda path: pq.ParquetFile(path).metadata.num_rows
     if fmt == "jsonl":
         return lambda path: len(path.read_bytes().splitlines())
     return lambda path: len(gzip.decompress(path.read_bytes()).splitlines())
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "ddb-json"])
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "ddb-json"])
 def test_kill_9_at_random_points_then_the_same_command_finishes_exactly(
     faults: FaultProxy, tmp_path: Path, loaded: tables.Loaded, fmt: str
 ) -> None:
@@ -143,8 +164,7 @@ def test_kill_9_at_random_points_then_the_same_command_finishes_exactly(
     faults.latency = 0.0
     final = run(command)
     assert final.returncode == 0, final.stderr
-    got, expected = expected_in(fmt, loaded, out)
-    assert_same_items(got, expected)
+    assert_exact_export(fmt, loaded, out)
     assert_manifest_matches(out, count_lines(fmt))
 
 

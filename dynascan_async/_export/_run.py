@@ -44,9 +44,12 @@ from ._formats import DEFAULT_ROW_GROUP_SIZE, DEFAULT_ROWS_PER_PART, FORMATS, Pa
 from ._manifest import ExportManifest, ExportProgress
 
 
-def _schema_to_text(schema: Any) -> str:
+def _schema_text(schema: Any) -> str | None:
+    """An Arrow schema as text for the state (base64 of its IPC form), None for None."""
     import base64
 
+    if schema is None:
+        return None
     return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
 
 
@@ -136,9 +139,7 @@ class _Export:
                 checkpoint=checkpoint,
                 parts=(*self.state.parts, part),
                 next_part=self.state.next_part + 1,
-                schema=self.state.schema
-                if self.state.schema or self.schema is None
-                else _schema_to_text(self.schema),
+                schema=self.state.schema or _schema_text(self.schema),
             )
             try:
                 await anyio.to_thread.run_sync(
@@ -217,8 +218,9 @@ class _Export:
             if not batch.num_rows:
                 continue
             if writer is None:
-                if self.schema is None:
-                    self.schema = batch.schema
+                # The scan fixed it (from schema= or its first page), and it is the
+                # schema= of every resumed scan of this export: the same in every part.
+                self.schema = batch.schema
                 writer = self.open_part()
             try:
                 writer.add_batch(batch)
@@ -328,6 +330,9 @@ async def export_table(
         scan_params=scan_params,
     )
     start = probe.checkpoint()
+    # The schema the scan will use (schema= as arrow completes it), to compare with the
+    # one an unfinished export was written with.
+    wanted_schema = _schema_text(getattr(probe, "schema", None))
     del probe
 
     fresh = _layout.ExportState(
@@ -336,7 +341,7 @@ async def export_table(
         params=params,
         segments=int(start["segments"]),
         checkpoint=start,
-        schema=_schema_to_text(schema) if schema is not None else None,
+        schema=wanted_schema,
     )
     lock = await anyio.to_thread.run_sync(_layout.acquire, folder)
     try:
