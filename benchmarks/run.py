@@ -52,6 +52,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _data, _report, _servers
+from benchmarks import export as export_bench
 from benchmarks.clients import CLIENTS
 
 HERE = Path(__file__).resolve().parent
@@ -458,6 +459,14 @@ def scenario_rss(args: argparse.Namespace, run: Run) -> None:
         )
 
 
+def scenario_export(args: argparse.Namespace, run: Run) -> None:
+    """``dynascan export --format parquet`` against a scan and awswrangler: benchmarks/export.py."""
+    lines, goals, data = export_bench.measure(args)
+    run.scenario_lines += [*lines, ""]
+    run.goals += goals
+    run.scenario_data["export"] = data
+
+
 def _slope(samples: list[tuple[float, float]]) -> float:
     """Least-squares capacity per second over ``samples`` of (elapsed, consumed)."""
     n = len(samples)
@@ -665,7 +674,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, or all",
+        help="comma-separated: main, segments, rss, rate, export, or all",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI; checks counts")
     parser.add_argument(
@@ -683,6 +692,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="cProfile the dynascan client")
     parser.add_argument("--rss-sizes", default="100000,1000000", help=argparse.SUPPRESS)
     parser.add_argument("--rate-seconds", type=float, default=20.0, help=argparse.SUPPRESS)
+    export_bench.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.items = min(args.items, 2_000)
@@ -717,9 +727,10 @@ def main(argv: list[str] | None = None) -> int:
     if CPUS is not None:
         # Servers started from here inherit this, and so keep off the client's CPU.
         os.sched_setaffinity(0, CPUS[1])
-    scenarios = {"main", "segments", "rss", "rate"} if args.scenario == "all" else set()
+    every = {"main", "segments", "rss", "rate", "export"}
+    scenarios = set(every) if args.scenario == "all" else set()
     scenarios |= {s.strip() for s in args.scenario.split(",") if s.strip() != "all"}
-    unknown = scenarios - {"main", "segments", "rss", "rate"}
+    unknown = scenarios - every
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     servers = list(SERVERS) if args.server == "all" else [args.server]
@@ -738,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
             ("segments", scenario_segments),
             ("rss", scenario_rss),
             ("rate", scenario_rate),
+            ("export", scenario_export),
         ):
             if name not in scenarios:
                 continue
