@@ -26,6 +26,7 @@ from tests.support.exports import (
     raw_as_json,
     visible,
 )
+from tests.support.faultproxy import FaultProxy
 from tests.support.helpers import assert_same_items
 
 pytestmark = pytest.mark.anyio
@@ -277,3 +278,27 @@ async def test_parquet_keeps_every_type_and_one_schema_across_resumed_runs(
     assert len(schemas) == 1
     table = pq.read_table(tmp_path)
     assert_same_values(arrow.to_items(table), decode_items(loaded.types))
+
+
+async def test_a_dynamodb_error_keeps_what_was_read_and_the_same_call_continues(
+    proxied_client: Any, faults: FaultProxy, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    from botocore.exceptions import ClientError
+
+    command: dict[str, Any] = {"format": "jsonl", "segments": 4, "rows_per_part": 1000, "Limit": 20}
+    faults.fail_after = 8
+    with pytest.raises(ClientError) as raised:
+        await export.export_table(proxied_client, tables.WEBLOG, tmp_path, **command)
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    state = _layout.read_state(tmp_path)
+    assert state is not None
+    kept = jsonl_items(tmp_path)
+    # The part being written when the error came was committed with the checkpoint.
+    assert [p.items for p in state.parts] == [len(kept)]
+    assert 0 < len(kept) < 600
+    faults.fail_after = None
+    faults.throttle_rate = 0.2
+    faults.error_rate = 0.1
+    await export.export_table(proxied_client, tables.WEBLOG, tmp_path, **command)
+    assert faults.injected["throttle"] + faults.injected["error"] > 0
+    assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.weblog))
