@@ -297,6 +297,11 @@ def test_jsonl_export_equals_dynascan_scan_and_the_folder_rules(
     scanned = dynascan("scan", "--table-name", tables.WEBLOG, "--endpoint-url", url, *filters)
     assert scanned.returncode == 0, scanned.stderr
     assert_same_items(jsonl_items(out), lines(scanned.stdout))
+    # Byte for byte: the same lines (in another order).
+    exported_lines = [
+        line for p in sorted(out.glob("*.jsonl")) for line in p.read_text().splitlines()
+    ]
+    assert sorted(exported_lines) == sorted(scanned.stdout.splitlines())
     assert 0 < len(jsonl_items(out)) < len(loaded.weblog)
 
     again = dynascan(*export_command(url, out, *filters)[3:])

@@ -9,7 +9,9 @@ Signals: SIGINT, SIGTERM and SIGHUP cancel the export the way Ctrl-C does, so th
 being written is committed with its checkpoint before the process exits (status
 128 + the signal's number) and the same command continues from there. ``kill -9``
 cannot be caught; it loses at most the part being written, which the next run reads
-again.
+again. A second signal during the first one's commit ends the process at once, with the
+same guarantee. (``trust-cli``'s ``_signals.stop_on_signals`` does the same for ``scan``;
+this module can switch to it once both are merged.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 __all__ = ["add_parser", "run_export"]
 
 import argparse
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -100,15 +103,22 @@ class _Progress:
 
 @contextmanager
 def _signals_cancel(scope: anyio.CancelScope, caught: list[int]) -> Iterator[None]:
-    """SIGINT/SIGTERM/SIGHUP cancel ``scope`` (delivered at an await, like Ctrl-C)."""
+    """SIGINT/SIGTERM/SIGHUP cancel ``scope`` (delivered at an await, like Ctrl-C); a
+    second one ends the process at once."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     installed = []
 
     def on_signal(signum: int) -> None:
-        if not caught:
-            caught.append(signum)
+        if caught:
+            # A second signal while the first one's commit runs: the person (or the
+            # supervisor) insists. End now, as the signal's default action would; what
+            # is committed stays committed, the rest is read again next time.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        caught.append(signum)
         scope.cancel()
 
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
