@@ -302,3 +302,19 @@ async def test_a_dynamodb_error_keeps_what_was_read_and_the_same_call_continues(
     await export.export_table(proxied_client, tables.WEBLOG, tmp_path, **command)
     assert faults.injected["throttle"] + faults.injected["error"] > 0
     assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.weblog))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+async def test_an_export_of_nothing_is_a_manifest_of_no_parts(
+    client: Any, tmp_path: Path, fmt: str
+) -> None:
+    manifest = await export.export_table(
+        client,
+        tables.TINY,
+        tmp_path,
+        format=fmt,
+        FilterExpression="v > :x",
+        ExpressionAttributeValues={":x": {"N": "100"}},
+    )
+    assert (manifest.items, manifest.parts) == (0, ())
+    assert os.listdir(tmp_path) == ["_manifest.json"]

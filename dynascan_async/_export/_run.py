@@ -451,11 +451,15 @@ async def _run(
                 await run.run_batches(source)
             else:
                 await run.run_items(source)
-    except BaseException:
-        # A signal, a cancellation, DynamoDB's error: keep what was read (its part is
-        # committed with the checkpoint that covers it). A write error, or an item the
-        # part could not take: drop the part (its items are read again next time).
-        if run.write_failed:
+    except BaseException as exc:
+        # A cancellation (a signal, in the CLI) or DynamoDB's error: both arrive at an
+        # await, where the part holds exactly what the checkpoint counts, so keep what
+        # was read: commit the part with the checkpoint that covers it. A write error,
+        # an item the part could not take, or a KeyboardInterrupt (which Python raises
+        # between any two bytecodes, maybe between receiving an item and writing it):
+        # drop the part; its items are read again next time.
+        consistent = isinstance(exc, Exception | anyio.get_cancelled_exc_class())
+        if run.write_failed or not consistent:
             run.abort()
         else:
             try:
