@@ -35,8 +35,11 @@ made with another table, format or Scan parameters is refused
 :class:`ExportProgress` about every ``progress_interval`` seconds while items arrive.
 ``scan_options`` passes further options of ``scan()`` (``transport``, ``retry``, ...).
 
-The part writers (:func:`open_part`) are usable on their own, for code that writes
-parts from elsewhere (a Dask task writes one part per partition with them): ``add`` /
+For work split elsewhere (a Dask task writes one part per partition):
+:func:`write_part` scans a share of the table (``resume_from`` selects it) into one part
+file, streamed and committed whole under its name, so a retried task replaces its part
+atomically; :func:`write_manifest` then writes the manifest once every part is there.
+The part writers (:func:`open_part`) are usable on their own too: ``add`` /
 ``add_batch``, then ``commit()`` (whole or not at all) or ``abort()``.
 
 Importing this module imports neither pyarrow nor anything else heavy.
@@ -62,6 +65,7 @@ __all__ = [
     "part_name",
     "read_manifest",
     "write_manifest",
+    "write_part",
 ]
 
 import os
@@ -85,7 +89,7 @@ from ._export._formats import (
 from ._export._layout import MANIFEST_NAME, part_name, write_json
 from ._export._layout import read_manifest as _read_manifest_json
 from ._export._manifest import ExportManifest, ExportProgress
-from ._export._run import export_table
+from ._export._run import export_table, write_part
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> ExportManifest | None:

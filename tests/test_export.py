@@ -318,3 +318,70 @@ async def test_an_export_of_nothing_is_a_manifest_of_no_parts(
     )
     assert (manifest.items, manifest.parts) == (0, ())
     assert os.listdir(tmp_path) == ["_manifest.json"]
+
+
+def only_segments(table: str, total: int, mine: set[int], **scan_params: Any) -> Any:
+    """A checkpoint in which every segment but ``mine`` is done: a partition's share."""
+    from dynascan_async import _checkpoint
+
+    return _checkpoint.dump(
+        table=table,
+        segments=total,
+        params=_checkpoint.fingerprint(scan_params),
+        done=set(range(total)) - mine,
+        positions={},
+    )
+
+
+async def test_write_part_writes_one_partition_whole_and_a_retry_replaces_it(
+    client: Any, proxied_client: Any, faults: FaultProxy, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    import pyarrow.parquet as pq
+
+    schema = arrow.infer_schema(loaded.weblog[:50])
+    shares = [{0, 1}, {2}, {3}]
+    parts = []
+    for n, mine in enumerate(shares):
+        resume = only_segments(tables.WEBLOG, 4, mine, Limit=40)
+        part = await export.write_part(
+            client,
+            tables.WEBLOG,
+            tmp_path,
+            f"part-p{n:05d}.parquet",
+            segments=4,
+            resume_from=resume,
+            schema=schema,
+            Limit=40,
+        )
+        assert part is not None
+        parts.append(part)
+    # The same partition again (a retried task): its part is replaced, not added.
+    again = await export.write_part(
+        client,
+        tables.WEBLOG,
+        tmp_path,
+        "part-p00001.parquet",
+        segments=4,
+        resume_from=only_segments(tables.WEBLOG, 4, {2}, Limit=40),
+        schema=schema,
+        Limit=40,
+    )
+    assert again is not None
+    assert again.items == parts[1].items
+    # A task that fails half-way leaves nothing of its own behind.
+    faults.fail_after = 3
+    with pytest.raises(Exception, match="AccessDenied"):
+        await export.write_part(
+            proxied_client,
+            tables.WEBLOG,
+            tmp_path,
+            "part-p00009.parquet",
+            segments=4,
+            schema=schema,
+            Limit=20,
+        )
+    assert visible(tmp_path) == [p.name for p in parts]
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+    table = pq.read_table(tmp_path)
+    assert_same_values(arrow.to_items(table), decode_items(loaded.weblog))
+    assert sum(p.items for p in parts) == 600

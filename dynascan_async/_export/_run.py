@@ -23,7 +23,7 @@ the scan keeps fetching pages meanwhile.
 
 from __future__ import annotations
 
-__all__ = ["export_table"]
+__all__ = ["export_table", "write_part"]
 
 import math
 import os
@@ -40,7 +40,14 @@ from .._checkpoint import fingerprint
 from .._stats import ScanStats
 from . import _layout
 from ._errors import ExportExistsError, ExportMismatchError
-from ._formats import DEFAULT_ROW_GROUP_SIZE, DEFAULT_ROWS_PER_PART, FORMATS, PartWriter, open_part
+from ._formats import (
+    DEFAULT_ROW_GROUP_SIZE,
+    DEFAULT_ROWS_PER_PART,
+    FORMATS,
+    PartInfo,
+    PartWriter,
+    open_part,
+)
 from ._manifest import ExportManifest, ExportProgress
 
 
@@ -493,3 +500,80 @@ async def _run(
         if progress is not None:
             on_progress(progress)
     return manifest
+
+
+async def write_part(
+    client: Any,
+    table: str,
+    directory: str | os.PathLike[str],
+    name: str,
+    /,
+    *,
+    format: str = "parquet",
+    segments: int | None = None,
+    concurrency: int | None = None,
+    rate_limit: Any = None,
+    resume_from: Any = None,
+    schema: Any = None,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    scan_options: dict[str, Any] | None = None,
+    **scan_params: Any,
+) -> PartInfo | None:
+    """Scan (a share of) a table into ONE part file ``directory/name``, whole or not at all.
+
+    For work split elsewhere, such as one Dask task per partition: ``resume_from`` (a
+    checkpoint with the other segments marked done) selects what this part holds. The
+    part is streamed (memory: one row group) to a temporary file and renamed to ``name``
+    only once complete, so a retry of the same work replaces it atomically: the name is
+    the idempotency key. Returns the part, or None when the scan had no items and no
+    ``schema`` was given (nothing is written then; with a schema, Parquet gets an empty
+    part of that schema). Any failure leaves no file of this call behind.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    row_group_size = _check_count("row_group_size", row_group_size)
+    source = _open_source(
+        format,
+        client,
+        table,
+        segments=segments,
+        checkpoint=resume_from,
+        schema=schema,
+        scan_options={"concurrency": concurrency, "rate_limit": rate_limit, **(scan_options or {})},
+        scan_params=scan_params,
+    )
+    folder = Path(directory)
+    writer: PartWriter | None = None
+
+    def start(part_schema: Any) -> PartWriter:
+        return open_part(format, folder, name, schema=part_schema, row_group_size=row_group_size)
+
+    try:
+        async with source:
+            if format == "parquet":
+                async for batch in source:
+                    if not batch.num_rows:
+                        continue
+                    if writer is None:
+                        writer = await anyio.to_thread.run_sync(start, batch.schema)
+                    writer.add_batch(batch)
+                    if writer.needs_flush:
+                        await anyio.to_thread.run_sync(writer.flush)
+                if writer is None and source.schema is not None and schema is not None:
+                    writer = await anyio.to_thread.run_sync(start, source.schema)
+            else:
+                async for item in source:
+                    if writer is None:
+                        writer = await anyio.to_thread.run_sync(start, None)
+                    writer.add(item)
+                    if writer.needs_flush:
+                        await anyio.to_thread.run_sync(writer.flush)
+        if writer is None:
+            return None
+        with anyio.CancelScope(shield=True):
+            part: PartInfo = await anyio.to_thread.run_sync(writer.commit)
+        return part
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
