@@ -53,7 +53,7 @@ if __package__ in (None, ""):
 
 from benchmarks import _data, _report, _servers
 from benchmarks import export as export_bench
-from benchmarks.clients import CLIENTS
+from benchmarks.clients import CLIENTS, PARALLEL
 
 HERE = Path(__file__).resolve().parent
 CLIENT_SCRIPT = HERE / "clients.py"
@@ -77,7 +77,7 @@ class Spec:
 
     @property
     def settings(self) -> str:
-        if self.client not in {"recipe", "recipe_fixed", "lowerbound", "dynascan", "dynascan_raw"}:
+        if self.client not in PARALLEL:
             return "sequential"
         if self.segments == 1 and self.concurrency == 1:
             return "1 segment, sequential"
@@ -548,6 +548,16 @@ def scenario_rate(args: argparse.Namespace, run: Run) -> None:
 # --- goals from the main table ----------------------------------------------------------------
 
 
+def scenario_arrow(args: argparse.Namespace, run: Run) -> None:
+    """Arrow batches against Python values: ``benchmarks/arrow_batches.py``."""
+    from benchmarks import arrow_batches
+
+    arrow_batches.scenario(args, run)
+
+
+SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "export")
+
+
 def main_goals(run: Run) -> None:
     """The issue's ratios, per server, from the medians of this run."""
     for server, section in run.servers.items():
@@ -674,7 +684,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, export, or all",
+        help="comma-separated: main, segments, rss, rate, arrow, export, or all",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI; checks counts")
     parser.add_argument(
@@ -727,10 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     if CPUS is not None:
         # Servers started from here inherit this, and so keep off the client's CPU.
         os.sched_setaffinity(0, CPUS[1])
-    every = {"main", "segments", "rss", "rate", "export"}
-    scenarios = set(every) if args.scenario == "all" else set()
+    scenarios = set(SCENARIOS) if args.scenario == "all" else set()
     scenarios |= {s.strip() for s in args.scenario.split(",") if s.strip() != "all"}
-    unknown = scenarios - every
+    unknown = scenarios - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     servers = list(SERVERS) if args.server == "all" else [args.server]
@@ -749,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
             ("segments", scenario_segments),
             ("rss", scenario_rss),
             ("rate", scenario_rate),
+            ("arrow", scenario_arrow),
             ("export", scenario_export),
         ):
             if name not in scenarios:

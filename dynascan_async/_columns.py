@@ -99,6 +99,24 @@ def _known(type_: pa.DataType) -> pa.DataType | None:
     return type_
 
 
+def _capacity_as_double(schema: pa.StructType) -> pa.StructType:
+    """Capacity figures as doubles: a page may say ``1`` where the next says ``0.5``, and an
+    explicit int64 would refuse the ``0.5``. (Attribute values hold no JSON numbers; the
+    answer's only other ones, ``Count`` and ``ScannedCount``, are whole.)"""
+
+    def doubles(type_: pa.DataType) -> pa.DataType:
+        if pa.types.is_struct(type_):
+            return pa.struct([field.with_type(doubles(field.type)) for field in type_])
+        return pa.float64() if pa.types.is_integer(type_) else type_
+
+    return pa.struct(
+        [
+            field.with_type(doubles(field.type)) if field.name == "ConsumedCapacity" else field
+            for field in schema
+        ]
+    )
+
+
 def _strip(value: Any) -> Any:
     """A parsed attribute value back to its DynamoDB JSON form (one tag, no ``None``s)."""
     for tag, inner in value.items():
@@ -156,12 +174,16 @@ class PageParser:
     def table(self, body: bytes) -> pa.Table:
         """The body parsed, every string kept as the text it was."""
         table = self._read(body)
+        if self._explicit is not None and table.schema.equals(self._explicit):
+            return table  # nothing new: every string was read as a string
         seen = pa.struct(list(table.schema))
         guessed = _guessed(seen)
         if guessed:
             seen = _as_text(seen)
         known = None if self._explicit is None else pa.struct(list(self._explicit))
         merged = _known(seen if known is None else _merge(known, seen))
+        if merged is not None:
+            merged = _capacity_as_double(merged)
         if merged is not None and merged != known:
             self._explicit = pa.schema(list(merged))
         if guessed:

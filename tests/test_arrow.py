@@ -253,3 +253,15 @@ async def test_missing_table_raises_client_error(client: Any) -> None:
         await arrow.read_table(client, "no_such_table", segments=2)
     assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert other_tasks() == set()
+
+
+async def test_duckdb_queries_it(client: Any, loaded: tables.Loaded) -> None:
+    import duckdb
+
+    logs = await arrow.read_table(client, tables.WEBLOG, segments=4)
+    total = sum(int(i["bytessent"]["N"]) for i in loaded.weblog if i["responsecode"]["N"] != "200")
+    with duckdb.connect() as con:
+        con.register("logs", logs)
+        row = con.execute("select sum(bytessent) from logs where responsecode <> 200").fetchone()
+    assert row is not None
+    assert row[0] == total
