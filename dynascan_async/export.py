@@ -86,7 +86,8 @@ from ._export._formats import (
     PartWriter,
     open_part,
 )
-from ._export._layout import MANIFEST_NAME, part_name, write_json
+from ._export import _layout
+from ._export._layout import part_name
 from ._export._layout import read_manifest as _read_manifest_json
 from ._export._manifest import ExportManifest, ExportProgress
 from ._export._run import export_table, write_part
@@ -102,4 +103,4 @@ def read_manifest(directory: str | os.PathLike[str]) -> ExportManifest | None:
 def write_manifest(manifest: ExportManifest) -> None:
     """Write ``manifest.directory/_manifest.json`` atomically (for exports assembled
     from parts written elsewhere, e.g. by Dask tasks; write it after every part)."""
-    write_json(Path(manifest.directory), MANIFEST_NAME, manifest.to_json())
+    _layout.write_json(Path(manifest.directory), _layout.MANIFEST_NAME, manifest.to_json())

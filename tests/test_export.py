@@ -385,3 +385,9 @@ async def test_write_part_writes_one_partition_whole_and_a_retry_replaces_it(
     table = pq.read_table(tmp_path)
     assert_same_values(arrow.to_items(table), decode_items(loaded.weblog))
     assert sum(p.items for p in parts) == 600
+
+
+def test_the_public_names_are_the_modules_all() -> None:
+    public = {name for name in dir(export) if not name.startswith("_")}
+    public -= {"annotations", "os", "Path"}
+    assert public == set(export.__all__)
