@@ -71,6 +71,7 @@ __all__ = [
 import os
 from pathlib import Path
 
+from ._export import _layout
 from ._export._errors import (
     ExportError,
     ExportExistsError,
@@ -86,7 +87,6 @@ from ._export._formats import (
     PartWriter,
     open_part,
 )
-from ._export import _layout
 from ._export._layout import part_name
 from ._export._layout import read_manifest as _read_manifest_json
 from ._export._manifest import ExportManifest, ExportProgress
