@@ -391,3 +391,11 @@ def test_the_public_names_are_the_modules_all() -> None:
     public = {name for name in dir(export) if not name.startswith("_")}
     public -= {"annotations", "os", "Path"}
     assert public == set(export.__all__)
+
+
+async def test_an_output_that_is_a_file_is_refused(client: Any, tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("mine")
+    with pytest.raises(export.ExportError, match="is not a folder"):
+        await export.export_table(client, tables.TINY, target, format="jsonl")
+    assert target.read_text() == "mine"

@@ -234,12 +234,14 @@ def acquire(directory: Path) -> int:
     to clean up after a ``kill -9`` (the kernel drops the lock with the process). Returns
     the descriptor; :func:`release` it when done.
     """
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"{directory} is not a folder")
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no advisory locks on folders
-        return fd
+        return -1
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -251,4 +253,5 @@ def acquire(directory: Path) -> int:
 
 
 def release(fd: int) -> None:
-    os.close(fd)  # and with it the lock
+    if fd != -1:
+        os.close(fd)  # and with it the lock
