@@ -171,7 +171,9 @@ def test_kill_9_at_random_points_then_the_same_command_finishes_exactly(
 def test_sigterm_commits_the_part_being_written_and_the_same_command_continues(
     faults: FaultProxy, tmp_path: Path, loaded: tables.Loaded
 ) -> None:
-    faults.latency = 0.03
+    # 0.1 s per page: the scan takes well over a second however fast the machine, so
+    # the SIGTERM, 0.3 s after the first item, lands in the middle of it.
+    faults.latency = 0.1
     out = tmp_path / "out"
     command = export_command(faults.url, out, "--rows-per-part", "1000")
     # One part of 1,000 rows: everything before the SIGTERM is in the part being written.
