@@ -47,8 +47,9 @@ def _field(name: str, type_: pa.DataType, kind: str) -> pa.Field:
 
 
 def element_field(type_: pa.DataType, kind: str) -> pa.Field:
-    """The item field of a list column (named as pyarrow names it)."""
-    return _field("item", type_, kind)
+    """The item field of a list column, named as Parquet names it ("element", where pyarrow
+    says "item"), so that a schema read back from a Parquet file is the one written."""
+    return _field("element", type_, kind)
 
 
 def kind_of(field: pa.Field) -> str:

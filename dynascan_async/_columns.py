@@ -151,24 +151,41 @@ def items_body(items: Any, **rest: Any) -> bytes:
     ).encode()
 
 
+def _read_options(block: int) -> pa_json.ReadOptions:
+    # One thread: pages are parsed where they arrive, as the Python decoder would be.
+    return pa_json.ReadOptions(use_threads=False, block_size=block)
+
+
+# Bodies are about 1 MB (DynamoDB's page size, plus JSON around it); one block holds them.
+_BLOCK = 8 << 20
+_READ = _read_options(_BLOCK)
+
+
 class PageParser:
     """Page bodies to the answer's shape with ``Items`` as raw items (a ``StructArray``).
 
     One per scan: it carries the shapes seen so far (see the module docstring).
     """
 
-    __slots__ = ("_explicit",)
+    __slots__ = ("_explicit", "_options")
 
     def __init__(self) -> None:
         self._explicit: pa.Schema | None = None
+        # The reader's options, made once per shape (a few per scan), not once per page.
+        self._options: dict[bool, pa_json.ParseOptions] = {}
 
     def _read(self, body: bytes) -> pa.Table:
-        options = pa_json.ParseOptions(
-            explicit_schema=self._explicit,
-            unexpected_field_behavior="infer",
-            newlines_in_values=b"\n" in body,
-        )
-        read = pa_json.ReadOptions(use_threads=False, block_size=len(body) + 1)
+        # A body is one JSON line (unless some server writes it over many lines), read as
+        # one block: the reader must see the whole line at once.
+        multiline = b"\n" in body
+        options = self._options.get(multiline)
+        if options is None:
+            options = self._options[multiline] = pa_json.ParseOptions(
+                explicit_schema=self._explicit,
+                unexpected_field_behavior="infer",
+                newlines_in_values=multiline,
+            )
+        read = _READ if len(body) < _BLOCK else _read_options(len(body) + 1)
         return pa_json.read_json(pa.BufferReader(body), read_options=read, parse_options=options)
 
     def table(self, body: bytes) -> pa.Table:
@@ -186,6 +203,7 @@ class PageParser:
             merged = _capacity_as_double(merged)
         if merged is not None and merged != known:
             self._explicit = pa.schema(list(merged))
+            self._options.clear()
         if guessed:
             table = self._read(body)
         return table
@@ -317,7 +335,13 @@ def _scalar(kind: str, raw: pa.Array, type_: pa.DataType) -> tuple[pa.Array, pa.
         return _numbers(raw, type_)
     if kind == "B":
         return _binary(raw, type_), None
-    return (raw if raw.type == type_ else raw.cast(type_)), None
+    if raw.type == type_:
+        return raw, None
+    if not pa.types.is_string(raw.type):
+        # The parser reads every string as text (see PageParser.table); anything else here
+        # would be a value changed on the way, so fail loudly rather than cast it.
+        raise TypeError(f"a {kind} value was read as {raw.type}, not as text")
+    return raw.cast(type_), None
 
 
 def _list(kind: str, raw: pa.Array, type_: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
@@ -333,7 +357,8 @@ def _list(kind: str, raw: pa.Array, type_: pa.DataType) -> tuple[pa.Array, pa.Ar
     offsets = pa.concat_arrays(
         [pa.array([0], offset_type), pc.cumulative_sum(lengths).cast(offset_type)]
     )
-    out = type(pa.array([], type_)).from_arrays(offsets, converted, type=type_, mask=raw.is_null())
+    array_class = pa.LargeListArray if pa.types.is_large_list(type_) else pa.ListArray
+    out = array_class.from_arrays(offsets, converted, type=type_, mask=raw.is_null())
     row_bad = None
     if bad is not None and pc.any(bad).as_py():
         row_bad = _rows_of(pc.list_parent_indices(raw), bad, n)

@@ -265,3 +265,13 @@ async def test_duckdb_queries_it(client: Any, loaded: tables.Loaded) -> None:
         row = con.execute("select sum(bytessent) from logs where responsecode <> 200").fetchone()
     assert row is not None
     assert row[0] == total
+
+
+async def test_parquet_keeps_the_types_and_markers(client: Any, tmp_path: Any) -> None:
+    import pyarrow.parquet as pq
+
+    result = await arrow.read_table(client, tables.TYPES, segments=2)
+    pq.write_table(result, tmp_path / "types.parquet")
+    again = pq.read_table(tmp_path / "types.parquet")
+    assert again.schema.equals(result.schema, check_metadata=True)
+    assert_same_values(arrow.to_items(again), await python_items(client, tables.TYPES))
