@@ -399,3 +399,29 @@ async def test_an_output_that_is_a_file_is_refused(client: Any, tmp_path: Path) 
     with pytest.raises(export.ExportError, match="is not a folder"):
         await export.export_table(client, tables.TINY, target, format="jsonl")
     assert target.read_text() == "mine"
+
+
+async def test_overwrite_continues_an_unfinished_export_of_the_same_command(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    command: dict[str, Any] = {
+        "format": "jsonl",
+        "segments": 2,
+        "rows_per_part": 50,
+        "overwrite": True,
+    }
+    with pytest.raises(Stop):
+        await export.export_table(
+            client,
+            tables.WEBLOG,
+            tmp_path,
+            on_progress=stop_after(120),
+            progress_interval=0,
+            **command,
+        )
+    state = _layout.read_state(tmp_path)
+    assert state is not None
+    manifest = await export.export_table(client, tables.WEBLOG, tmp_path, **command)
+    assert manifest.stats is not None
+    assert manifest.stats.items == 600 - state.items  # continued, not started over
+    assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.weblog))
