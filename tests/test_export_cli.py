@@ -361,3 +361,22 @@ def test_bad_export_flags_exit_2_with_one_line(
     assert err.count("\n") == 1
     assert message in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_export_takes_scans_flags_but_not_those_of_its_output() -> None:
+    """Flags added to `scan` later become export flags, except those about scan's output
+    (a scan `--output FILE` must not collide with the export's `--output DIR`)."""
+    import argparse
+
+    from dynascan_async._export._cli import add_parser
+
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    scan = commands.add_parser("scan")
+    for flag in ("--table-name", "--output", "--checkpoint", "--checkpoint-interval", "--new"):
+        scan.add_argument(flag)
+    add_parser(commands, scan, int)
+    args = parser.parse_args(["export", "--table-name", "t", "--output", "d", "--new", "x"])
+    assert (args.table_name, args.output, args.new) == ("t", "d", "x")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["export", "--table-name", "t", "--output", "d", "--checkpoint", "f"])

@@ -32,7 +32,18 @@ from ._errors import ExportError
 from ._formats import DEFAULT_ROW_GROUP_SIZE, DEFAULT_ROWS_PER_PART, FORMATS
 from ._manifest import ExportProgress
 
-_NOT_FOR_EXPORT = {"--checkpoint", "--raw", "--count", "-h", "--help"}
+# Flags of `scan` that are about its stdout or its checkpoint file: the export writes
+# its own folder and keeps its own state.
+_NOT_FOR_EXPORT = {
+    "--checkpoint",
+    "--checkpoint-interval",
+    "--raw",
+    "--count",
+    "-h",
+    "--help",
+}
+# The export's own flags; a `scan` flag of the same name (its `--output FILE`) is not copied.
+_OWN = {"--output", "--format", "--rows-per-part", "--row-group-size", "--overwrite"}
 
 
 def _bytes(n: float) -> str:
@@ -54,7 +65,7 @@ def add_parser(commands: Any, scan: argparse.ArgumentParser, positive_int: Any) 
         ),
     )
     for action in scan._actions:
-        if not _NOT_FOR_EXPORT.intersection(action.option_strings):
+        if not (_NOT_FOR_EXPORT | _OWN).intersection(action.option_strings):
             export._add_action(action)
     export.add_argument("--output", required=True, metavar="DIR", help="the export folder")
     export.add_argument("--format", choices=FORMATS, default="parquet")
