@@ -425,3 +425,27 @@ async def test_overwrite_continues_an_unfinished_export_of_the_same_command(
     assert manifest.stats is not None
     assert manifest.stats.items == 600 - state.items  # continued, not started over
     assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.weblog))
+
+
+async def test_a_damaged_state_is_refused_unless_overwritten(
+    client: Any, tmp_path: Path, loaded: tables.Loaded
+) -> None:
+    with pytest.raises(Stop):
+        await export.export_table(
+            client,
+            tables.TINY,
+            tmp_path,
+            format="jsonl",
+            rows_per_part=2,
+            on_progress=stop_after(3),
+            progress_interval=0,
+        )
+    (tmp_path / "_export_state.json").write_text('{"dynascan_export_state": 1}')
+    with pytest.raises(export.ExportError, match="is damaged"):
+        await export.export_table(client, tables.TINY, tmp_path, format="jsonl")
+    manifest = await export.export_table(
+        client, tables.TINY, tmp_path, format="jsonl", rows_per_part=10, overwrite=True
+    )
+    assert manifest.items == 5
+    assert visible(tmp_path) == ["part-000000.jsonl"]
+    assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.tiny))

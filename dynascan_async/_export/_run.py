@@ -39,7 +39,7 @@ import anyio.to_thread
 from .._checkpoint import fingerprint
 from .._stats import ScanStats
 from . import _layout
-from ._errors import ExportExistsError, ExportMismatchError
+from ._errors import ExportError, ExportExistsError, ExportMismatchError
 from ._formats import (
     DEFAULT_ROW_GROUP_SIZE,
     DEFAULT_ROWS_PER_PART,
@@ -374,8 +374,16 @@ def _prepare(
     folder: Path, fresh: _layout.ExportState, overwrite: bool, explicit_segments: bool
 ) -> _layout.ExportState:
     """The state this run continues from, with the folder cleaned to match it."""
-    state = _layout.read_state(folder)
-    if state is not None:
+    damaged = False
+    try:
+        state = _layout.read_state(folder)
+    except ExportError:
+        if not overwrite:
+            raise
+        state, damaged = None, True  # edited by hand? overwrite replaces it like any other
+    if damaged:
+        pass
+    elif state is not None:
         why = _mismatch(state, fresh, explicit_segments=explicit_segments)
         if why and not overwrite:
             raise ExportMismatchError(
@@ -384,7 +392,7 @@ def _prepare(
             )
         if why:
             state = None
-    elif (manifest := _layout.read_manifest(folder)) is not None:
+    elif (manifest := _read_manifest(folder, overwrite)) is not None:
         if not overwrite:
             raise ExportExistsError(
                 f"{folder} holds a finished export of table {manifest.get('table')!r} "
@@ -402,6 +410,15 @@ def _prepare(
         _layout.write_json(folder, _layout.STATE_NAME, state.to_json())
     _layout.clean(folder, state)
     return state
+
+
+def _read_manifest(folder: Path, overwrite: bool) -> dict[str, Any] | None:
+    try:
+        return _layout.read_manifest(folder)
+    except ExportError:
+        if not overwrite:
+            raise
+        return {}  # damaged: a finished export of unknown shape, which overwrite replaces
 
 
 def _mismatch(
