@@ -6,6 +6,7 @@ The kill, signal and full-disk tests run the command in subprocesses
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 from decimal import Decimal
@@ -449,3 +450,34 @@ async def test_a_damaged_state_is_refused_unless_overwritten(
     assert manifest.items == 5
     assert visible(tmp_path) == ["part-000000.jsonl"]
     assert_same_items(jsonl_items(tmp_path), as_cli_json(loaded.tiny))
+
+
+async def test_a_resumed_parquet_export_keeps_the_first_runs_schema(
+    client: Any, sync_client: Any, tmp_path: Path
+) -> None:
+    """Every item has an attribute of its own, so each page would infer another schema:
+    the resumed run must write its parts with the schema of the first run's parts."""
+    name = "export_sparse"
+    with contextlib.suppress(sync_client.exceptions.ResourceInUseException):
+        sync_client.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for n in range(30):
+            sync_client.put_item(
+                TableName=name, Item={"pk": {"S": f"k{n:02d}"}, f"a{n}": {"N": str(n)}}
+            )
+    reference = tables.reference_scan(sync_client, name)
+    command: dict[str, Any] = {"segments": 1, "rows_per_part": 5, "Limit": 5}
+    with pytest.raises(Stop):
+        await export.export_table(
+            client, name, tmp_path, on_progress=stop_after(10), progress_interval=0, **command
+        )
+    await export.export_table(client, name, tmp_path, **command)
+    import pyarrow.parquet as pq
+
+    assert len({pq.read_schema(tmp_path / part) for part in visible(tmp_path)}) == 1
+    table = pq.read_table(tmp_path)
+    assert_same_values(arrow.to_items(table), decode_items(reference))
