@@ -45,7 +45,7 @@ def scenario(args: argparse.Namespace, run: runner.Run) -> None:
             run, "arrow", [arrow_spec, python_spec], endpoint, runner.TABLE, items, 1, timeout
         )
         ratio = (
-            runner.paired((arrow_spec, python_spec), endpoint, pairs, timeout)
+            runner.paired(run, server, (arrow_spec, python_spec), endpoint, items, pairs, timeout)
             if all(row.ok for row in rows)
             else {"rounds": 0}
         )

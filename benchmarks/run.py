@@ -61,6 +61,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _data, _report, _servers
+from benchmarks import export as export_bench
 from benchmarks.clients import CLIENTS, PARALLEL
 from dynascan_async._durable import write_atomic
 
@@ -520,6 +521,14 @@ def scenario_rss(args: argparse.Namespace, run: Run) -> None:
         run.goals.append(_report.not_computed(name, "within 10%", broken_rows(rows[0], rows[-1])))
 
 
+def scenario_export(args: argparse.Namespace, run: Run) -> None:
+    """``dynascan export --format parquet`` against a scan and awswrangler: benchmarks/export.py."""
+    lines, goals, data = export_bench.measure(args)
+    run.scenario_lines += [*lines, ""]
+    run.goals += goals
+    run.scenario_data["export"] = data
+
+
 def _slope(samples: list[tuple[float, float]]) -> float:
     """Least-squares capacity per second over ``samples`` of (elapsed, consumed)."""
     n = len(samples)
@@ -660,7 +669,7 @@ def scenario_arrow(args: argparse.Namespace, run: Run) -> None:
     arrow_batches.scenario(args, run)
 
 
-SCENARIOS = ("main", "segments", "rss", "rate", "arrow")
+SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "export")
 
 
 def main_goals(run: Run) -> None:
@@ -821,7 +830,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, arrow, or all",
+        help="comma-separated: main, segments, rss, rate, arrow, export, or all",
     )
     parser.add_argument(
         "--smoke", action="store_true", help="tiny run for CI; checks counts, not goals"
@@ -861,6 +870,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate-seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     parser.add_argument("--rate-items", type=int, default=100_000, help=argparse.SUPPRESS)
     parser.add_argument("--segments-items", type=int, default=20_000, help=argparse.SUPPRESS)
+    export_bench.add_arguments(parser)
     args = parser.parse_args(argv)
     # Only a run of everything, at the sizes the README quotes, replaces the committed
     # report; any other run writes its report next to its plot.
@@ -934,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
             ("rss", scenario_rss),
             ("rate", scenario_rate),
             ("arrow", scenario_arrow),
+            ("export", scenario_export),
         ):
             if name not in scenarios:
                 continue
