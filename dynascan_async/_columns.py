@@ -359,8 +359,12 @@ def _list(kind: str, raw: pa.Array, type_: pa.DataType) -> tuple[pa.Array, pa.Ar
     offsets = pa.concat_arrays(
         [pa.array([0], offset_type), pc.cumulative_sum(lengths).cast(offset_type)]
     )
-    array_class = pa.LargeListArray if pa.types.is_large_list(type_) else pa.ListArray
-    out = array_class.from_arrays(offsets, converted, type=type_, mask=raw.is_null())
+    # Built from buffers: ``ListArray.from_arrays(..., mask=)`` refuses offsets that carry a
+    # validity bitmap of their own (some pyarrow versions keep one, all set, after the cast).
+    validity = pc.is_valid(raw).buffers()[1] if raw.null_count else None
+    out = pa.Array.from_buffers(
+        type_, n, [validity, offsets.buffers()[1]], null_count=raw.null_count, children=[converted]
+    )
     row_bad = None
     if bad is not None and pc.any(bad).as_py():
         row_bad = _rows_of(pc.list_parent_indices(raw), bad, n)
