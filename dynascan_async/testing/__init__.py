@@ -7,12 +7,26 @@ speed (each Scan request costs time in proportion to the whole table).
 ``ModelServer`` runs this package's own *model* of DynamoDB in a subprocess
 (``serve_model`` runs it inside your event loop): in-memory tables that follow the Scan
 rules a client can see, fast, with what no emulator has — a round-trip latency,
-per-partition throughput and provisioned capacity that throttles. A model, not DynamoDB.
+per-partition throughput, provisioned capacity and on-demand maxima that throttle (and
+that UpdateTable changes at once). A model, not DynamoDB. ``bulk_load`` fills one of its
+tables in a few requests.
+
+``BackgroundReader`` is other traffic on a table: an application reading at a fixed rate in
+read units, through a real client, counting the throttles it meets (against any server).
 """
 
 from __future__ import annotations
 
-__all__ = ["ModelServer", "MotoServer", "serve_model"]
+__all__ = [
+    "BackgroundReader",
+    "ModelOptions",
+    "ModelServer",
+    "MotoServer",
+    "ReaderStats",
+    "bulk_load",
+    "serve_model",
+]
 
-from ._model import ModelServer, serve_model
 from ._moto import MotoServer
+from ._traffic import BackgroundReader, ReaderStats
+from .model import ModelOptions, ModelServer, bulk_load, serve_model

@@ -15,7 +15,8 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from ._model import ModelOptions, run_model
+from ._options import ModelOptions
+from ._process import run_model
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the URL")
     parser.add_argument("--ready-file", help=argparse.SUPPRESS)
+    parser.add_argument("--instance", default="", help=argparse.SUPPRESS)
     return parser
 
 
@@ -70,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=args.port,
                 ready_file=args.ready_file,
                 announce=None if args.quiet else announce,
+                instance=args.instance,
             )
         )
     return 0
