@@ -181,9 +181,10 @@ def test_unlimited_engages_on_the_first_throttle_and_releases_later() -> None:
     assert counters.rate_limit is None
     run_at(control, clock, 500.0, 3.0, page=20.0)
     control.throttled(clock.now - 0.01)
-    assert control.bucket is not None
+    bucket: TokenBucket | None = control.bucket  # (mypy narrowed control.bucket to None)
+    assert bucket is not None
     assert control.rate == pytest.approx(350.0, rel=0.05)
-    assert control.bucket.level <= 0  # no burst saved at the old rate goes out
+    assert bucket.level <= 0  # no burst saved at the old rate goes out
     run_at(control, clock, 350.0, 6.0, page=5.0)
     assert control.rate == pytest.approx(500.0, rel=0.05)  # back near w_max after K
     run_at(control, clock, 500.0, 15.0, page=5.0)
