@@ -172,15 +172,16 @@ async def _scan_watching_the_rate(scan: Any) -> tuple[list[Any], list[float | No
 async def test_a_throttling_table_is_read_exactly_once_and_the_rate_drops(
     rate_limit: str | None,
 ) -> None:
-    # 16 segments against a table that serves 30 units a second: about 3 s of reading
-    # after its 1-second burst.
-    async with model() as client:
+    # 16 segments against a table whose maximum is 30 units a second but whose four
+    # partitions serve 5 each: ~70 units to read, 20 a second after a 1-second burst.
+    # Even "100%" (30) is more than it serves, so throttling is certain either way.
+    async with model(partitions=4, partition_rcu=5.0) as client:
         on_demand: dict[str, Any] = {
             "BillingMode": "PAY_PER_REQUEST",
             "OnDemandThroughput": {"MaxReadRequestUnits": 30},
         }
         await client.create_table(**_spec("hot", **on_demand))
-        items = _items(300, size=2500)  # ~105 units in pages of 10, eventually consistent
+        items = _items(200, size=2500)  # ~70 units in pages of 10, eventually consistent
         await _fill(client, "hot", items)
         scan = dynascan_async.scan(
             client, "hot", segments=16, Limit=10, rate_limit=rate_limit, deserialize=False
@@ -188,11 +189,11 @@ async def test_a_throttling_table_is_read_exactly_once_and_the_rate_drops(
         with anyio.fail_after(60):
             got, rates = await _scan_watching_the_rate(scan)
     assert_same_items(got, items)
-    stats = scan.stats
-    assert stats.throttles > 0
+    assert scan.stats.throttles > 0
     engaged = [rate for rate in rates if rate is not None]
+    # Unlimited: the first throttle engages a rate. "100%": the rate went below 30.
     assert engaged, "the first throttle engages the rate"
-    assert min(engaged) < 30.0 * 0.75  # dropped multiplicatively, below the table's rate
+    assert min(engaged) < 30.0
 
 
 async def test_botocore_retries_count_as_throttles() -> None:
