@@ -294,11 +294,21 @@ class Controller:
         return capacity_of(described, table=self._table, index=self._index)
 
     def set_capacity(self, capacity: float) -> None:
-        """A (new) capacity from DescribeTable: the ceiling is the scan's share of it."""
+        """A (new) capacity from DescribeTable: the ceiling is the scan's share of it.
+
+        A changed capacity is followed at once. Raised, it ends any recovery from an
+        earlier throttle: that throttle was the old capacity's answer, and if the new one
+        is still too much (other traffic), the next throttle says so. Lowered, the rate
+        is capped by the new ceiling and any recovery goes on below it.
+        """
         assert self._share is not None
         old, self.ceiling = self.ceiling, self._share * capacity
-        if self.rate is None or self.rate == old or self.rate > self.ceiling:
-            # Not recovering from a throttle: follow the table at once, up or down.
+        if self.ceiling == old:
+            return
+        if old is None or self.ceiling > old:
+            self.w_max = 0.0  # at the ceiling, not recovering
+            self._set(self.ceiling)
+        elif self.rate is None or self.rate > self.ceiling:
             self._set(self.ceiling)
 
     # -- adaptive control -----------------------------------------------------------

@@ -238,9 +238,10 @@ async def test_share_is_read_first_then_refreshed_on_its_period() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_refresh_while_recovering_moves_the_ceiling_not_the_rate() -> None:
+async def test_a_refresh_while_recovering_caps_the_rate_or_ends_the_recovery() -> None:
     clock = Clock()
-    control, _, _ = make(clock, share=1.0, described=[provisioned(100), provisioned(50)])
+    described = [provisioned(100), provisioned(50), provisioned(50), provisioned(300)]
+    control, _, _ = make(clock, share=1.0, described=described)
     await control.refresh()
     run_at(control, clock, 100.0, 2.0, page=5.0)
     control.throttled(clock.now - 0.01)
@@ -248,7 +249,22 @@ async def test_a_refresh_while_recovering_moves_the_ceiling_not_the_rate() -> No
     clock.now += 200.0
     await control.refresh()
     assert control.ceiling == 50.0
-    assert control.rate == 50.0
+    assert control.rate == 50.0  # lowered below the rate: capped
+    run_at(control, clock, 50.0, 2.0, page=5.0)
+    control.throttled(clock.now - 0.01)
+    assert control.rate == pytest.approx(35.0, rel=0.05)
+    clock.now += 0.2
+    control.succeeded(1.0, clock.now)
+    recovering = control.rate
+    clock.now += 100.0
+    await control.refresh()  # the same capacity: the recovery goes on
+    assert control.rate == recovering
+    clock.now += 200.0
+    await control.refresh()  # raised: followed at once, and the recovery is over
+    assert control.ceiling == 300.0
+    assert control.rate == 300.0
+    run_at(control, clock, 300.0, 2.0, page=5.0)
+    assert control.rate == 300.0
 
 
 @pytest.mark.anyio
