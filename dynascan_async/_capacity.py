@@ -29,7 +29,12 @@ as TCP CUBIC does, never above the ceiling:
   if its request was sent after the last drop (requests already in flight were sent at
   the old rate and say nothing about the new one) and at least ``min_interval`` (half a
   second, one measuring bin) after it. Otherwise a burst of sixteen throttled responses
-  would cut the rate to 0.7**16 of itself, far below what the table serves.
+  would cut the rate to 0.7**16 of itself, far below what the table serves. The one
+  exception is a rate still far too high: when most of the requests sent since the last
+  drop (and at least four) were throttled, the next drop comes at once. That is what a
+  scan meets at its start, when the table's burst capacity runs out under sixteen
+  segments reading flat out; waiting half a second per drop would cost hundreds of
+  throttled requests there.
 * The climb: ``rate(t) = w_max * (1 + c * (t - K)**3)`` with ``t`` the time since the
   drop, ``w_max`` the rate at which the table throttled, and ``c`` chosen so that
   ``rate(0) = beta * w_max``. The curve rises quickly at first, flattens out around
@@ -161,6 +166,9 @@ _BIN = 0.5
 _SMOOTHING = 0.8
 # Without a ceiling, the bucket is dropped once the climb is this far above w_max.
 _RELEASE = 2.0
+# Drop again before min_interval when at least this many requests sent since the last
+# drop were throttled, and more of them than were read: the rate is still far too high.
+_FAST_DROP = 4
 
 
 class Controller:
@@ -184,7 +192,10 @@ class Controller:
         "_counters",
         "_describe",
         "_dropped_at",
+        "_fresh_reads",
+        "_fresh_throttles",
         "_index",
+        "_k",
         "_next_change",
         "_next_refresh",
         "_reading",
@@ -227,9 +238,14 @@ class Controller:
         self.w_max = 0.0
         # c of the cubic, relative to w_max: rate(0) = beta * w_max, rate(K) = w_max.
         self._c = (1.0 - tuning.beta) / tuning.recover**3
+        # CUBIC's K: seconds from the last drop until the climb is back at w_max.
+        self._k = tuning.recover
         now = tuning.clock()
         self._started = now
         self._dropped_at = -math.inf
+        # Requests sent since the last drop that came back read / throttled.
+        self._fresh_reads = 0
+        self._fresh_throttles = 0
         self._next_change = -math.inf
         self.measured = 0.0
         self._bin_start = now
@@ -339,10 +355,12 @@ class Controller:
             return
         now = self._tuning.clock()
         self._measure(cost, now)
+        if sent_at >= self._dropped_at:
+            self._fresh_reads += 1
         if self.w_max <= 0 or now < self._next_change:
             return
         self._next_change = now + self._tuning.step
-        t = now - self._dropped_at - self._tuning.recover
+        t = now - self._dropped_at - self._k
         target = self.w_max * (1.0 + self._c * t * t * t)
         ceiling = self.ceiling
         if ceiling is None:
@@ -363,8 +381,15 @@ class Controller:
             return
         now = self._tuning.clock()
         dropped_at = self._dropped_at
-        if sent_at < dropped_at or now - dropped_at < self._tuning.min_interval:
-            return  # sent before the last drop, or too soon after it: same event
+        if sent_at < dropped_at:
+            return  # sent at the old rate: part of the event that caused the last drop
+        self._fresh_throttles += 1
+        fast = now - dropped_at < self._tuning.min_interval
+        if fast and not (
+            self._fresh_throttles >= _FAST_DROP and self._fresh_throttles > self._fresh_reads
+        ):
+            return  # too soon after the last drop, unless most requests since have failed
+        self._fresh_throttles = self._fresh_reads = 0
         self._measure(0.0, now)
         measured = self.measured
         if measured <= 0 < self._bin_cost:  # no bin finished yet: the bin so far
@@ -379,10 +404,16 @@ class Controller:
             floor = min(floor, self.ceiling)
         if basis == math.inf:  # throttled before anything was read: start from the floor
             basis = floor / self._tuning.beta
-        self.w_max = max(basis, floor)
+        rate = max(floor, self._tuning.beta * basis)
+        if not fast or self.w_max <= rate:
+            self.w_max = max(basis, floor)
+        # else: a fast drop keeps the w_max its episode began with, and the climb from
+        # the lower rate takes longer to reach it (CUBIC's K from w_max and the rate):
+        # where the table really is gets settled by the next regular drop.
+        self._k = ((self.w_max - rate) / (self._c * self.w_max)) ** (1 / 3)
         self._dropped_at = now
         self._next_change = now + self._tuning.step
-        self._set(max(floor, self._tuning.beta * basis))
+        self._set(rate)
         if self.bucket is not None and self.bucket.level > 0:
             # The table is in debt now: what the bucket saved at the old rate must not
             # go out as one more burst.

@@ -303,3 +303,32 @@ async def test_the_first_reading_is_awaited_by_everyone_and_its_error_raised() -
     assert seen == [5.0, 5.0, 5.0]
     assert calls == [1]
     assert not math.isinf(control.rate or math.inf)
+
+
+def test_a_rate_still_far_too_high_drops_again_at_once() -> None:
+    clock = Clock()
+    control, _, _ = make(clock)
+    run_at(control, clock, 1000.0, 1.0, page=10.0)  # the table's burst, read flat out
+    control.throttled(clock.now - 0.01)
+    first = control.rate
+    assert first == pytest.approx(700.0, rel=0.05)
+    w_max = control.w_max
+    # Most requests sent since are throttled too: drop again, well within min_interval.
+    for _ in range(3):
+        clock.now += 0.01
+        control.throttled(clock.now - 0.005)
+    assert control.rate == first  # three are not enough to tell
+    clock.now += 0.01
+    control.throttled(clock.now - 0.005)
+    assert control.rate is not None
+    assert control.rate < first
+    assert control.w_max == w_max  # the episode's w_max: the climb aims there, slower
+    # A few throttles among many reads right after a drop are the same event.
+    second = control.rate
+    for _ in range(10):
+        clock.now += 0.01
+        control.succeeded(5.0, clock.now - 0.005)
+    for _ in range(5):
+        clock.now += 0.01
+        control.throttled(clock.now - 0.005)
+    assert control.rate >= second
