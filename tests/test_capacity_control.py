@@ -311,6 +311,7 @@ def test_a_rate_still_far_too_high_drops_again_at_once() -> None:
     run_at(control, clock, 1000.0, 1.0, page=10.0)  # the table's burst, read flat out
     control.throttled(clock.now - 0.01)
     first = control.rate
+    assert first is not None
     assert first == pytest.approx(700.0, rel=0.05)
     w_max = control.w_max
     # Most requests sent since are throttled too: drop again, well within min_interval.
