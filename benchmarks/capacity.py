@@ -421,6 +421,16 @@ def run_scenario(smoke: bool, out: Path) -> dict[str, Any]:
     return result
 
 
+def scenario(args: argparse.Namespace, run: Any) -> None:
+    """``run.py --scenario capacity``: the full form, into run.py's report."""
+    from benchmarks import _report
+
+    result = run_scenario(bool(args.smoke), Path(args.out))
+    run.scenario_data["capacity"] = result
+    run.scenario_lines += lines(result)
+    run.goals += [_report.Goal(*goal) for goal in goals(result)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few seconds per part")

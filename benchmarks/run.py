@@ -52,6 +52,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _data, _report, _servers
+from benchmarks import capacity as _capacity
 from benchmarks.clients import CLIENTS
 
 HERE = Path(__file__).resolve().parent
@@ -665,7 +666,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, or all",
+        help="comma-separated: main, segments, rss, rate, capacity, or all",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI; checks counts")
     parser.add_argument(
@@ -717,9 +718,9 @@ def main(argv: list[str] | None = None) -> int:
     if CPUS is not None:
         # Servers started from here inherit this, and so keep off the client's CPU.
         os.sched_setaffinity(0, CPUS[1])
-    scenarios = {"main", "segments", "rss", "rate"} if args.scenario == "all" else set()
+    scenarios = {"main", "segments", "rss", "rate", "capacity"} if args.scenario == "all" else set()
     scenarios |= {s.strip() for s in args.scenario.split(",") if s.strip() != "all"}
-    unknown = scenarios - {"main", "segments", "rss", "rate"}
+    unknown = scenarios - {"main", "segments", "rss", "rate", "capacity"}
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     servers = list(SERVERS) if args.server == "all" else [args.server]
@@ -738,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
             ("segments", scenario_segments),
             ("rss", scenario_rss),
             ("rate", scenario_rate),
+            ("capacity", _capacity.scenario),
         ):
             if name not in scenarios:
                 continue
