@@ -31,7 +31,8 @@ as TCP CUBIC does, never above the ceiling:
   second, one measuring bin) after it. Otherwise a burst of sixteen throttled responses
   would cut the rate to 0.7**16 of itself, far below what the table serves. The one
   exception is a rate still far too high: when most of the requests sent since the last
-  drop (and at least four) were throttled, the next drop comes at once. That is what a
+  drop (and at least three) were throttled, the next drop comes at once, and halves the
+  rate. That is what a
   scan meets at its start, when the table's burst capacity runs out under sixteen
   segments reading flat out; waiting half a second per drop would cost hundreds of
   throttled requests there.
@@ -168,7 +169,8 @@ _SMOOTHING = 0.8
 _RELEASE = 2.0
 # Drop again before min_interval when at least this many requests sent since the last
 # drop were throttled, and more of them than were read: the rate is still far too high.
-_FAST_DROP = 4
+_FAST_DROP = 3
+_FAST_BETA = 0.5
 
 
 class Controller:
@@ -404,7 +406,9 @@ class Controller:
             floor = min(floor, self.ceiling)
         if basis == math.inf:  # throttled before anything was read: start from the floor
             basis = floor / self._tuning.beta
-        rate = max(floor, self._tuning.beta * basis)
+        # A rate far too high is halved (as TCP leaves slow start): fewer rounds of
+        # sixteen throttled requests before it is below what the table serves.
+        rate = max(floor, (_FAST_BETA if fast else self._tuning.beta) * basis)
         if not fast or self.w_max <= rate:
             self.w_max = max(basis, floor)
         # else: a fast drop keeps the w_max its episode began with, and the climb from
