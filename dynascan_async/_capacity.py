@@ -31,14 +31,16 @@ as TCP CUBIC does, never above the ceiling:
   second, one measuring bin) after it. Otherwise a burst of sixteen throttled responses
   would cut the rate to 0.7**16 of itself, far below what the table serves. The one
   exception is a rate still far too high: when most of the requests sent since the last
-  drop (and at least three) were throttled, the next drop comes at once, and halves the
-  rate. That is what a
-  scan meets at its start, when the table's burst capacity runs out under sixteen
-  segments reading flat out; waiting half a second per drop would cost hundreds of
-  throttled requests there.
+  drop (and at least three) were throttled, the next drop comes at once and halves the
+  rate (as TCP does leaving slow start). That is what a scan meets when the table's
+  burst capacity runs out under sixteen segments reading flat out; half a second per
+  drop would cost a hundred throttled requests there. Such a fast drop keeps the
+  ``w_max`` its episode began with; the climb then aims at it more slowly, and the next
+  regular drop settles where the table really is.
 * The climb: ``rate(t) = w_max * (1 + c * (t - K)**3)`` with ``t`` the time since the
   drop, ``w_max`` the rate at which the table throttled, and ``c`` chosen so that
-  ``rate(0) = beta * w_max``. The curve rises quickly at first, flattens out around
+  ``rate(0) = beta * w_max`` (after a fast drop, ``K`` is worked out from the rate the
+  climb starts at). The curve rises quickly at first, flattens out around
   ``w_max`` (reached after ``K`` = ``recover`` seconds, 6 s) and only then probes beyond
   it, ever faster. Compared with an additive climb this spends most of its time close
   to the rate the table was last seen to serve, which is where a scan wants to be: the
