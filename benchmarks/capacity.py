@@ -394,7 +394,7 @@ def goals(result: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         found.append(
             (
                 "capacity raised during the scan",
-                f"followed within {c['refresh_s']:.0f} s",
+                f"followed within one refresh period ({c['refresh_s']:.0f} s, + one page)",
                 f"{c['rate_followed_after_s']:.2f} s",
                 bool(c["passed"]),
             )
