@@ -6,8 +6,10 @@ All through a real aiobotocore client that does not retry, against the model in-
 """
 
 from __future__ import annotations
+import __future__
 
 import asyncio
+import types
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,9 +20,14 @@ import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dynascan_async
+import dynascan_async.testing
+import dynascan_async.testing.model
 from dynascan_async.testing import BackgroundReader, bulk_load, serve_model
+from dynascan_async.testing.model._values import check_value, number, number_size
 
 INDEX = "grp-index"
 
@@ -437,3 +444,21 @@ async def test_bulk_load_puts_checked_items_all_or_nothing() -> None:
             await bulk_load(url, "bulk", bad)
         table = (await client.describe_table(TableName="bulk"))["Table"]
         assert table["ItemCount"] == 250  # the refused request put nothing
+
+
+@given(st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1))
+def test_integer_sizes_take_the_decimal_rule(value: int) -> None:
+    """The model's fast path for plain integers sizes them as the Decimal rule does."""
+    text = str(value)
+    assert check_value({"N": text})[1] == number_size(number(text))
+
+
+@pytest.mark.parametrize("module", [dynascan_async.testing, dynascan_async.testing.model])
+def test_testing_public_names_match_all(module: types.ModuleType) -> None:
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType | __future__._Feature)  # not `annotations`
+    }
+    assert public == set(module.__all__)

@@ -33,6 +33,7 @@ from ._expressions import AttributeValue
 MAX_ITEM_BYTES: Final = 400 * 1024
 MAX_NESTING: Final = 32
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_PLAIN_INTEGER: Final = re.compile(r"-?[1-9][0-9]{0,37}\Z")
 DIGITS: Final = Context(prec=100)  # wide enough that no number DynamoDB accepts is rounded
 
 
@@ -127,6 +128,10 @@ def check_value(value: object, depth: int = 0) -> tuple[AttributeValue, int]:
             raise malformed("Unexpected value type for S")
         return value, utf8_len(inner)
     if kind == "N":
+        if isinstance(inner, str) and _PLAIN_INTEGER.match(inner):
+            # The common case without Decimal: an integer's trailing zeros are not
+            # significant digits (1200 is 12E2), and 38 characters cannot overflow.
+            return value, (len(inner.lstrip("-").rstrip("0")) + 1) // 2 + 1
         return value, number_size(number(inner))
     if kind == "B":
         blob = binary(inner)
