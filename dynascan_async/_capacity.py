@@ -379,15 +379,26 @@ class Controller:
         if self.rate is None or target > self.rate:
             self._set(target)
 
-    def throttled(self, sent_at: float) -> None:
-        """A request sent at ``sent_at`` was throttled: drop, once per congestion event."""
+    @property
+    def dropped_at(self) -> float:
+        """When the rate last dropped (on the controller's clock)."""
+        return self._dropped_at
+
+    def throttled(self, sent_at: float, *, again: bool = False) -> None:
+        """A request sent at ``sent_at`` was throttled: drop, once per congestion event.
+
+        ``again``: this page was already throttled since the last drop (a retry of it).
+        It still counts as a throttle, but not twice towards a fast drop: one page whose
+        partition is in debt, retried three times, is not three pages failing.
+        """
         if not self.adaptive:
             return
         now = self._tuning.clock()
         dropped_at = self._dropped_at
         if sent_at < dropped_at:
             return  # sent at the old rate: part of the event that caused the last drop
-        self._fresh_throttles += 1
+        if not again:
+            self._fresh_throttles += 1
         fast = now - dropped_at < self._tuning.min_interval
         if fast and not (
             self._fresh_throttles >= _FAST_DROP and self._fresh_throttles > self._fresh_reads

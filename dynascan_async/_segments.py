@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = ["Engine", "Page"]
 
+import math
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -224,6 +225,7 @@ class Engine:
         raw = not options.deserialize
         attempts = 0
         retry = 0
+        throttled_at = -math.inf  # when this page's last throttled attempt was sent
         while True:
             if control.due():  # a "P%" scan's DescribeTable: first, then every few minutes
                 try:
@@ -261,7 +263,8 @@ class Engine:
                 throttled = is_throttle(exc)
                 if throttled:
                     counters.throttles += 1
-                    control.throttled(sent_at)
+                    control.throttled(sent_at, again=throttled_at >= control.dropped_at)
+                    throttled_at = sent_at
                 if not is_retryable(exc) or attempts >= options.retry.max_attempts:
                     annotate(exc, options.table, segment, options.segments)
                     raise

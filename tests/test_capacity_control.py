@@ -332,3 +332,22 @@ def test_a_rate_still_far_too_high_drops_again_at_once() -> None:
         clock.now += 0.01
         control.throttled(clock.now - 0.005)
     assert control.rate >= second
+
+
+def test_a_page_retried_into_the_same_debt_counts_once_towards_a_fast_drop() -> None:
+    clock = Clock()
+    control, _, _ = make(clock)
+    run_at(control, clock, 1000.0, 1.0, page=10.0)
+    control.throttled(clock.now - 0.01)
+    first = control.rate
+    # One page, throttled again and again since the drop: not "most requests failing".
+    for _ in range(6):
+        clock.now += 0.01
+        control.throttled(clock.now - 0.005, again=True)
+    assert control.rate == first
+    # Three different pages are.
+    for _ in range(3):
+        clock.now += 0.01
+        control.throttled(clock.now - 0.005)
+    assert first is not None
+    assert control.rate == pytest.approx(first / 2)
