@@ -31,7 +31,8 @@ as TCP CUBIC does, never above the ceiling:
   second, one measuring bin) after it. Otherwise a burst of sixteen throttled responses
   would cut the rate to 0.7**16 of itself, far below what the table serves. The one
   exception is a rate still far too high: when most of the requests sent since the last
-  drop (and at least three) were throttled, the next drop comes at once and halves the
+  drop (and at least three pages; a page retried into the same partition's debt counts
+  once) were throttled, the next drop comes at once and halves the
   rate (as TCP does leaving slow start). That is what a scan meets when the table's
   burst capacity runs out under sixteen segments reading flat out; half a second per
   drop would cost a hundred throttled requests there. Such a fast drop keeps the
