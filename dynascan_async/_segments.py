@@ -263,7 +263,8 @@ class Engine:
                 throttled = is_throttle(exc)
                 if throttled:
                     counters.throttles += 1
-                    control.throttled(sent_at, again=throttled_at >= control.dropped_at)
+                    again = throttled_at >= control.dropped_at > -math.inf
+                    control.throttled(sent_at, again=again)
                     throttled_at = sent_at
                 if not is_retryable(exc) or attempts >= options.retry.max_attempts:
                     annotate(exc, options.table, segment, options.segments)
