@@ -61,6 +61,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _data, _report, _servers
+from benchmarks import capacity as _capacity
 from benchmarks import export as export_bench
 from benchmarks.clients import CLIENTS, PARALLEL
 from dynascan_async._durable import write_atomic
@@ -669,7 +670,7 @@ def scenario_arrow(args: argparse.Namespace, run: Run) -> None:
     arrow_batches.scenario(args, run)
 
 
-SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "export")
+SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "export", "capacity")
 
 
 def main_goals(run: Run) -> None:
@@ -830,7 +831,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, arrow, export, or all",
+        help="comma-separated: main, segments, rss, rate, arrow, export, capacity, or all",
     )
     parser.add_argument(
         "--smoke", action="store_true", help="tiny run for CI; checks counts, not goals"
@@ -945,6 +946,7 @@ def main(argv: list[str] | None = None) -> int:
             ("rate", scenario_rate),
             ("arrow", scenario_arrow),
             ("export", scenario_export),
+            ("capacity", _capacity.scenario),
         ):
             if name not in scenarios:
                 continue

@@ -58,8 +58,12 @@ class TokenBucket:
     deducted nothing, so cancelling a waiter needs no cleanup.
 
     Attributes:
-        rate: read capacity units added per second (read-only).
-        burst: the most the balance can hold; also its starting value (read-only).
+        rate: read capacity units added per second. Settable while the bucket is in use
+            (the adaptive control of ``_capacity`` does so): time already elapsed is
+            credited at the old rate, and the head waiter re-times its sleep at the new
+            one, keeping its place in the queue.
+        burst: the most the balance can hold; also its starting value (read-only). When
+            not given, one second's worth, following ``rate`` when it is changed.
         level: the balance right now, refill included; negative while in debt.
         waiting: how many tasks are inside :meth:`acquire` and not yet let through.
 
@@ -71,6 +75,7 @@ class TokenBucket:
     """
 
     __slots__ = (
+        "_auto_burst",
         "_burst",
         "_clock",
         "_last",
@@ -92,6 +97,7 @@ class TokenBucket:
     ) -> None:
         self._rate = _check_finite("rate", rate, positive=True)
         # Default: one second's worth, but never less than one unit.
+        self._auto_burst = burst is None
         self._burst = (
             max(self._rate, 1.0) if burst is None else _check_finite("burst", burst, positive=True)
         )
@@ -110,6 +116,21 @@ class TokenBucket:
     def rate(self) -> float:
         """Read capacity units added per second."""
         return self._rate
+
+    @rate.setter
+    def rate(self, rate: float) -> None:
+        rate = _check_finite("rate", rate, positive=True)
+        # Credit the time that has passed at the rate that held during it.
+        level = self._refill()
+        self._rate = rate
+        if self._auto_burst:
+            self._burst = max(rate, 1.0)
+        # A lower rate lowers the burst: savings made at the old rate do not carry over.
+        self._level = min(self._burst, level)
+        # The head waiter timed its sleep with the old rate: wake it to re-time it. It
+        # stays the head (it holds the lock), so the order of service is unchanged.
+        if self._wakeup is not None:
+            self._wakeup.cancel()
 
     @property
     def burst(self) -> float:

@@ -20,6 +20,7 @@ from botocore.client import BaseClient
 from botocore.validate import ParamValidator
 
 from . import _checkpoint
+from ._capacity import Tuning, parse_share
 from ._direct import unsupported
 from ._retry import RetryPolicy
 
@@ -44,6 +45,8 @@ class Options:
     segments: int
     concurrency: int
     rate_limit: float | None
+    # rate_limit="50%": 0.5 (and rate_limit None until DescribeTable says how much).
+    rate_share: float | None
     deserialize: bool
     buffer_pages: int
     retry: RetryPolicy
@@ -52,6 +55,7 @@ class Options:
     request_params: Mapping[str, Any]
     fingerprint: str
     resume: _checkpoint.ResumeState | None
+    tuning: Tuning
     # Set by ``arrow`` only (never by scan()): pages become columns instead of Python items.
     columns: PageHook | None = None
 
@@ -145,6 +149,7 @@ def validate(
     retry: Any,
     transport: Any,
     scan_params: dict[str, Any],
+    tuning: Any = None,
 ) -> Options:
     _check_client(client)
     if not isinstance(table, str):
@@ -156,23 +161,36 @@ def validate(
         segments = _int_option("segments", segments, 1, MAX_SEGMENTS)
     if concurrency is not None:
         concurrency = _int_option("concurrency", concurrency, 1)
-    if rate_limit is not None:
+    rate_share = None
+    if isinstance(rate_limit, str):
+        rate_share = parse_share(rate_limit)
+        rate_limit = None
+    elif rate_limit is not None:
         if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float):
-            raise TypeError(f"rate_limit must be a number, not {type(rate_limit).__name__}")
+            raise TypeError(
+                "rate_limit must be a number or a share such as '50%', "
+                f"not {type(rate_limit).__name__}"
+            )
         if not (math.isfinite(rate_limit) and rate_limit > 0):
             raise ValueError(f"rate_limit must be a finite number > 0, got {rate_limit!r}")
         rate_limit = float(rate_limit)
-        if scan_params.get("ReturnConsumedCapacity") == "NONE":
-            raise ValueError(
-                "rate_limit needs the ConsumedCapacity of each page: do not pass "
-                "ReturnConsumedCapacity='NONE' with it"
-            )
+    if (rate_limit is not None or rate_share is not None) and scan_params.get(
+        "ReturnConsumedCapacity"
+    ) == "NONE":
+        raise ValueError(
+            "rate_limit needs the ConsumedCapacity of each page: do not pass "
+            "ReturnConsumedCapacity='NONE' with it"
+        )
     if not isinstance(deserialize, bool):
         raise TypeError(f"deserialize must be True or False, not {deserialize!r}")
     if retry is None:
         retry = RetryPolicy()
     elif not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be a dynascan_async.RetryPolicy, not {type(retry).__name__}")
+    if tuning is None:
+        tuning = Tuning()
+    elif not isinstance(tuning, Tuning):
+        raise TypeError(f"_tuning must be a Tuning, not {type(tuning).__name__}")
     _check_scan_params(client, table, scan_params)
     transport = _transport(client, transport)
 
@@ -200,6 +218,7 @@ def validate(
         segments=segments,
         concurrency=concurrency,
         rate_limit=rate_limit,
+        rate_share=rate_share,
         deserialize=deserialize,
         buffer_pages=buffer_pages,
         retry=retry,
@@ -208,4 +227,5 @@ def validate(
         request_params=request,
         fingerprint=digest,
         resume=resume,
+        tuning=tuning,
     )

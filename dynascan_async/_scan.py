@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import _checkpoint
+from ._capacity import Tuning
 from ._options import Options, validate
 from ._retry import RetryPolicy
 from ._segments import Engine, Key, Page
@@ -301,19 +302,23 @@ def scan(
     *,
     segments: int | None = None,
     concurrency: int | None = None,
-    rate_limit: float | None = None,
+    rate_limit: float | str | None = None,
     deserialize: bool = True,
     resume_from: Any = None,
     buffer_pages: int | None = None,
     retry: RetryPolicy | None = None,
     transport: Literal["auto", "direct", "botocore"] = "auto",
+    _tuning: Tuning | None = None,
     **scan_params: Any,
 ) -> Scan:
     """Scan a whole table (or index) in parallel: ``async for item in scan(client, "t")``.
 
     ``segments`` splits the table (DynamoDB's ``TotalSegments``); ``concurrency`` caps
     the requests in flight, so more segments than workers is normal and good.
-    ``rate_limit`` caps read capacity units per second for the whole scan. Other keyword
+    ``rate_limit`` caps read capacity units per second for the whole scan: a number, or
+    a share of the table's (or index's) capacity as DescribeTable reports it, ``"50%"``.
+    When DynamoDB throttles, the whole scan slows down and then climbs back, never above
+    ``rate_limit`` (see ``_capacity``); ``stats.rate_limit`` is the rate now. Other keyword
     arguments are Scan parameters in DynamoDB's own spelling (``FilterExpression=...``).
     ``buffer_pages`` bounds the pages waiting for the consumer; ``retry`` sets how
     throttling, 5xx and dropped connections are retried. ``transport`` says who sends
@@ -339,5 +344,6 @@ def scan(
         retry=retry,
         transport=transport,
         scan_params=scan_params,
+        tuning=_tuning,
     )
     return Scan(client, options)

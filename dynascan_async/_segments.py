@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = ["Engine", "Page"]
 
+import math
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -27,9 +28,9 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._capacity import Controller
 from ._decode import decode_items
 from ._errors import annotate, is_retryable, is_throttle
-from ._limiter import TokenBucket
 from ._options import Options
 from ._stats import Counters
 from ._transport import fetch_page, open_transport
@@ -56,9 +57,9 @@ class Page:
 class Engine:
     __slots__ = (
         "_cancelled",
+        "_capacity",
         "_estimate",
         "_finished",
-        "_limiter",
         "_line",
         "_live",
         "_options",
@@ -91,7 +92,18 @@ class Engine:
             if done or positions
             else range(options.segments)
         )
-        self._limiter = TokenBucket(options.rate_limit) if options.rate_limit else None
+        # The scan's rate: its token bucket, the share of the table, adaptive control.
+        self._capacity = Controller(
+            rate_limit=options.rate_limit,
+            share=options.rate_share,
+            table=options.table,
+            index=options.scan_params.get("IndexName"),
+            counters=counters,
+            describe=lambda: client.describe_table(TableName=options.table),
+            # Adaptive control needs each page's cost.
+            adaptive=options.request_params.get("ReturnConsumedCapacity") != "NONE",
+            tuning=options.tuning,
+        )
         # What a page is expected to cost, charged up front and corrected afterwards.
         self._estimate = 1.0
         self._scopes: set[anyio.CancelScope] = set()
@@ -226,14 +238,24 @@ class Engine:
         if key is not None:
             request["ExclusiveStartKey"] = key
         counters = self.counters
-        limiter = self._limiter
+        control = self._capacity
         raw = not options.deserialize
         attempts = 0
         retry = 0
+        throttled_at = -math.inf  # when this page's last throttled attempt was sent
         while True:
+            if control.due():  # a "P%" scan's DescribeTable: first, then every few minutes
+                try:
+                    await control.refresh()
+                except Exception as exc:
+                    annotate(exc, options.table, segment, options.segments)
+                    raise
+            # Read on every attempt: adaptive control may engage or drop the bucket.
+            limiter = control.bucket
             estimate = self._estimate
             if limiter is not None:
                 await limiter.acquire(estimate)
+            sent_at = control.now()
             settled = False
             try:
                 response = await fetch_page(
@@ -243,10 +265,15 @@ class Engine:
                 if limiter is not None:
                     limiter.settle(estimate, cost)
                     settled = True
-                    # Follow the real page cost, smoothed: pages of one table cost alike.
-                    self._estimate = 0.7 * estimate + 0.3 * cost
+                # Follow the real page cost, smoothed: pages of one table cost alike.
+                self._estimate = 0.7 * estimate + 0.3 * cost
                 counters.consumed_capacity += cost
-                counters.retries += response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+                hidden = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+                counters.retries += hidden
+                if hidden:
+                    # botocore retried inside the call: most likely throttled (see _capacity).
+                    control.throttled(sent_at)
+                control.succeeded(cost, sent_at)
                 return response
             except Exception as exc:
                 made = 1 + _botocore_retries(exc)
@@ -255,6 +282,9 @@ class Engine:
                 throttled = is_throttle(exc)
                 if throttled:
                     counters.throttles += 1
+                    again = throttled_at >= control.dropped_at > -math.inf
+                    control.throttled(sent_at, again=again)
+                    throttled_at = sent_at
                 if not is_retryable(exc) or attempts >= options.retry.max_attempts:
                     annotate(exc, options.table, segment, options.segments)
                     raise

@@ -21,6 +21,9 @@ class ScanStats:
     DynamoDB's own ``Count`` and ``ScannedCount`` summed over the pages read (with a
     filter, ``scanned`` exceeds ``count``; with ``Select="COUNT"`` no item is yielded and
     ``count`` is the answer). ``retries`` includes attempts botocore made inside a call.
+    ``rate_limit`` is the RCU per second the scan holds itself to right now: the
+    ``rate_limit`` it was given (a share worked out from DescribeTable), lower while it
+    recovers from throttling, ``None`` while unlimited.
     """
 
     items: int
@@ -34,6 +37,7 @@ class ScanStats:
     items_per_second: float
     segments: int
     segments_done: int
+    rate_limit: float | None = None
 
     def __str__(self) -> str:
         return (
@@ -41,6 +45,7 @@ class ScanStats:
             f"{self.consumed_capacity:,.1f} RCU, {self.elapsed:.2f} s, "
             f"{self.items_per_second:,.0f} items/s, segments {self.segments_done}/{self.segments}, "
             f"{self.retries} retries ({self.throttles} throttled)"
+            + ("" if self.rate_limit is None else f", rate {self.rate_limit:,.1f} RCU/s")
         )
 
 
@@ -51,6 +56,7 @@ class Counters:
         "finished_at",
         "items",
         "pages",
+        "rate_limit",
         "retries",
         "scanned",
         "segments",
@@ -67,6 +73,7 @@ class Counters:
         self.consumed_capacity = 0.0
         self.retries = 0
         self.throttles = 0
+        self.rate_limit: float | None = None
         self.segments = segments
         self.segments_done = segments_done
         self.started_at: float | None = None
@@ -98,4 +105,5 @@ class Counters:
             items_per_second=items / elapsed if elapsed > 0 else 0.0,
             segments=self.segments,
             segments_done=self.segments_done,
+            rate_limit=self.rate_limit,
         )

@@ -98,6 +98,21 @@ response code, bytes sent), and times a sequential scan against a parallel one.
 """
 
 
+def _rate_limit(text: str) -> float | str:
+    """RCU per second, or a share of the table's capacity: ``--rate-limit 50%``."""
+    if not text.strip().endswith("%"):
+        return _positive_float(text)
+    from ._capacity import parse_share
+
+    try:
+        parse_share(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number > 0 or a share of the capacity such as 50%, got {text!r}"
+        ) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dynascan", description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -114,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--index-name")
     scan.add_argument("--total-segments", type=_positive_int, help="TotalSegments")
     scan.add_argument("--concurrency", type=_positive_int, help="requests in flight at most")
-    scan.add_argument("--rate-limit", type=_positive_float, help="read capacity units per second")
+    scan.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        help="read capacity units per second, or a share of the table's capacity: 50%%",
+    )
     scan.add_argument("--filter-expression")
     scan.add_argument("--projection-expression")
     scan.add_argument("--expression-attribute-names", type=_json_arg, metavar="JSON")
@@ -230,8 +249,9 @@ class _Progress:
             share = f" of ~{self.estimate:,} ({min(total / self.estimate, 1):.0%})"
         self._draw(
             f"\r{stats.items:,} items, {total:,} scanned{share}, {stats.items_per_second:,.0f} "
-            f"items/s, {stats.consumed_capacity:,.1f} RCU, segments "
-            f"{stats.segments_done}/{stats.segments}\x1b[K"
+            f"items/s, {stats.consumed_capacity:,.1f} RCU"
+            + ("" if stats.rate_limit is None else f" (rate {stats.rate_limit:,.1f}/s)")
+            + f", segments {stats.segments_done}/{stats.segments}\x1b[K"
         )
 
     def close(self) -> None:

@@ -232,6 +232,8 @@ def test_interrupt_then_resume_gives_every_item_once(
         (["scan", "--table-name", "t", "--total-segments", "0"], ">= 1"),
         (["scan", "--table-name", "t", "--page-size", "x"], "whole number"),
         (["scan", "--table-name", "t", "--rate-limit", "-5"], "> 0"),
+        (["scan", "--table-name", "t", "--rate-limit", "150%"], "share of the capacity"),
+        (["scan", "--table-name", "t", "--rate-limit", "half%"], "share of the capacity"),
         (["scan", "--table-name", "t", "--transport", "fast"], "invalid choice"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -343,3 +345,29 @@ def test_quiet_when_piped_and_progress_on_request(moto_server: Any, loaded: tabl
     assert "items/s" in drawn[0]
     assert "segments" in drawn[0]
     assert f"scanned of ~{tables.WEBLOG_ROWS:,}" in drawn[0]  # DescribeTable's estimate
+
+
+def test_rate_limit_as_a_share(moto_server: Any, sync_client: Any, loaded: tables.Loaded) -> None:
+    name = "cli_provisioned"
+    sync_client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 40, "WriteCapacityUnits": 5},
+    )
+    sync_client.put_item(TableName=name, Item={"pk": {"S": "a"}})
+    endpoint = ["--endpoint-url", moto_server.endpoint_url]
+    shown = dynascan(
+        "scan", "--table-name", name, "--rate-limit", "50%", "--progress", "always", *endpoint
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert lines(shown.stdout) == [{"pk": "a"}]
+    drawn = [line for line in shown.stderr.splitlines() if line.endswith("\x1b[K")]
+    assert drawn
+    assert "(rate 20.0/s)" in drawn[-1]
+    # An on-demand table has no capacity to take a share of: one line, exit 1.
+    refused = dynascan("scan", "--table-name", tables.WEBLOG, "--rate-limit", "50%", *endpoint)
+    assert refused.returncode == 1
+    assert "on-demand" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert refused.stdout == ""

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import dynascan_async
+from dynascan_async._capacity import Tuning
 from tests.support import tables
 from tests.support.faultproxy import FaultProxy
 from tests.support.helpers import assert_same_items, async_client, other_tasks
@@ -21,6 +22,10 @@ from tests.support.helpers import assert_same_items, async_client, other_tasks
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("every_transport")]
 
 FAST_RETRY = dynascan_async.RetryPolicy(max_attempts=30, base=0.001, cap=0.01)
+# The proxy throttles at random, not because the scan reads too fast: adaptive control
+# would rightly slow these scans to a crawl. It is tested against the model server's real
+# throttling in test_capacity.py; here the subject is the retries.
+STEADY = Tuning(adaptive=False)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +50,7 @@ async def test_transient_faults_lose_and_duplicate_nothing(
         Limit=40,
         deserialize=False,
         retry=FAST_RETRY,
+        _tuning=STEADY,
     ) as scan:
         items = [item async for item in scan]
     assert_same_items(items, loaded.weblog)
@@ -149,6 +155,7 @@ async def test_never_more_in_flight_than_concurrency(
         Limit=100,
         deserialize=False,
         retry=FAST_RETRY,
+        _tuning=STEADY,
     ) as scan:
         items = [item async for item in scan]
     assert_same_items(items, loaded.weblog)
@@ -204,7 +211,13 @@ async def test_botocore_retries_are_counted_not_multiplied(
     async with (
         async_client(faults.url, retries=retries) as client,
         dynascan_async.scan(
-            client, tables.WEBLOG, segments=4, Limit=50, deserialize=False, retry=FAST_RETRY
+            client,
+            tables.WEBLOG,
+            segments=4,
+            Limit=50,
+            deserialize=False,
+            retry=FAST_RETRY,
+            _tuning=STEADY,
         ) as scan,
     ):
         items = [item async for item in scan]

@@ -434,3 +434,55 @@ async def test_cancelled_waiter_is_not_charged(cancelled: int) -> None:
     assert grants == [(others[0], 0.25), (others[1], 1.25)]
     assert bucket.level == pytest.approx(-0.75)
     assert bucket.waiting == 0
+
+
+# -- changing the rate (adaptive control does it while segments wait) ----------------
+
+
+def test_rate_change_credits_elapsed_time_at_the_old_rate() -> None:
+    bucket, clock = manual_bucket(10.0)
+    assert bucket.burst == 10.0
+    bucket.settle(0.0, 30.0)  # level -20
+    clock.advance(1.0)  # +10 at the old rate: -10
+    bucket.rate = 2.0
+    assert bucket.rate == 2.0
+    assert bucket.burst == 2.0
+    assert bucket.level == pytest.approx(-10.0)
+    clock.advance(1.0)
+    assert bucket.level == pytest.approx(-8.0)
+    bucket.rate = 50.0
+    clock.advance(1.0)
+    assert bucket.level == pytest.approx(42.0)
+    bucket.rate = 5.0  # savings made at a high rate do not carry over to a low one
+    assert bucket.level == 5.0
+    with pytest.raises(ValueError, match="rate"):
+        bucket.rate = 0.0
+    fixed, _ = manual_bucket(10.0, burst=3.0)
+    fixed.rate = 100.0
+    assert fixed.burst == 3.0  # a burst given explicitly stays
+
+
+@pytest.mark.anyio
+async def test_rate_change_retimes_the_head_and_keeps_the_order() -> None:
+    bucket, clock = manual_bucket(1.0, burst=1.0)
+    bucket.settle(0.0, 101.0)  # level -100: 100 s at 1 RCU/s
+    order: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await bucket.acquire(1.0)
+        order.append(n)
+
+    async with task_group() as tg:
+        for n in range(3):
+            tg.start_soon(waiter, n)
+            await let_run()
+        bucket.rate = 100.0  # now the debt is repaid in 1 s, not 100
+        await let_run()
+        clock.advance(1.01)
+        await let_run()
+        assert order == [0]
+        for _ in range(4):
+            clock.advance(0.011)
+            await let_run()
+        assert order == [0, 1, 2]
+    assert clock.now < 2.0
