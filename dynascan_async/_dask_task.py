@@ -1,0 +1,97 @@
+"""What one Dask task runs on its worker: read a group of whole segments into a frame.
+
+The task makes its own aiobotocore client there, from ``client_kwargs`` alone, so the
+credentials are the worker's own (environment, instance role, profile): nothing secret
+travels in the task graph. It scans its segments with the library's ordinary scan (the
+Arrow path), started from a checkpoint that marks every other segment done, and holds its
+share of the budget. It always reads its segments from their start: a task that failed or
+lost its worker is run again by Dask from scratch, which is what keeps every item exactly
+once in the result.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ReadPartition", "run_sync", "to_frame"]
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._partitions import Partition, resume_value
+
+if TYPE_CHECKING:
+    import pandas
+    import pyarrow
+
+T = TypeVar("T")
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to the end from synchronous code, even inside a running event loop.
+
+    A Dask worker's thread has no event loop, but ``read_dynamodb`` may be called from a
+    notebook (whose cell runs inside one) or the synchronous scheduler may run a task there:
+    then the coroutine gets a thread and a loop of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dynascan") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def to_frame(table: pyarrow.Table) -> pandas.DataFrame:
+    """The pandas form of an Arrow table, every column keeping its exact Arrow type.
+
+    ``pandas.ArrowDtype`` rather than pandas' own dtypes: an ``int64`` column with a
+    missing value stays ``int64`` (not ``float64``), a ``decimal128`` stays a decimal, a
+    list a list. The meta of the collection is made by this same function, so the
+    partitions and ``df.dtypes`` always agree.
+    """
+    import pandas
+
+    return table.to_pandas(types_mapper=pandas.ArrowDtype)
+
+
+@dataclass(frozen=True)
+class ReadPartition:
+    """The function of ``dask.dataframe.from_map``: one :class:`Partition` to one frame.
+
+    Everything here is pickled into the task graph, so it holds no credentials (``client_kwargs``
+    is checked for them when the collection is made). ``read_id`` makes each collection's keys
+    its own: a table is mutable, and two reads of it are two different data sets.
+    """
+
+    table: str
+    client_kwargs: Mapping[str, Any]
+    scan_params: Mapping[str, Any]
+    schema: pyarrow.Schema
+    concurrency: int | None
+    read_id: str = field(default="")
+
+    def __call__(self, partition: Partition) -> pandas.DataFrame:
+        return to_frame(run_sync(lambda: self.read(partition)))
+
+    async def read(self, partition: Partition) -> pyarrow.Table:
+        import pyarrow
+        from aiobotocore.session import get_session
+
+        from . import arrow
+
+        resume = resume_value(partition, table=self.table, scan_params=self.scan_params)
+        async with get_session().create_client("dynamodb", **self.client_kwargs) as client:
+            async with arrow.scan_batches(
+                client,
+                self.table,
+                segments=partition.total,
+                concurrency=self.concurrency,
+                rate_limit=partition.rate_limit,
+                resume_from=resume,
+                schema=self.schema,
+                **self.scan_params,
+            ) as batches:
+                got = [batch async for batch in batches]
+        return pyarrow.Table.from_batches(got, schema=self.schema)
