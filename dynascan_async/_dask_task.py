@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._partitions import Partition, resume_value
+from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
     import pandas
@@ -70,9 +71,15 @@ class ReadPartition:
     scan_params: Mapping[str, Any]
     schema: pyarrow.Schema
     concurrency: int | None
+    retry: RetryPolicy | None
     read_id: str = field(default="")
 
     def __call__(self, partition: Partition) -> pandas.DataFrame:
+        # Import what the batches and the frame need before the scan starts: on a cold
+        # worker that takes seconds, which would otherwise fall in the middle of the scan.
+        import pandas  # noqa: F401
+        import pyarrow  # noqa: F401
+
         return to_frame(run_sync(lambda: self.read(partition)))
 
     async def read(self, partition: Partition) -> pyarrow.Table:
@@ -83,15 +90,17 @@ class ReadPartition:
 
         resume = resume_value(partition, table=self.table, scan_params=self.scan_params)
         async with get_session().create_client("dynamodb", **self.client_kwargs) as client:
-            async with arrow.scan_batches(
+            batches = arrow.scan_batches(
                 client,
                 self.table,
                 segments=partition.total,
                 concurrency=self.concurrency,
+                retry=self.retry,
                 rate_limit=partition.rate_limit,
                 resume_from=resume,
                 schema=self.schema,
                 **self.scan_params,
-            ) as batches:
+            )
+            async with batches:
                 got = [batch async for batch in batches]
         return pyarrow.Table.from_batches(got, schema=self.schema)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ._dask_task import ReadPartition, run_sync, to_frame
 from ._options import MAX_SEGMENTS
 from ._partitions import Partition, plan
+from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
     import dask.dataframe
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 # Never pickled into the graph: the workers take credentials from their own environment.
 _SECRET_KWARGS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-# Items read at planning time to fix the schema when ``schema=`` is not given.
-SAMPLE_ITEMS = 1000
 
 
 def _int(name: str, value: object, low: int, high: int) -> int:
@@ -141,6 +140,7 @@ async def _plan(
     client_kwargs: Mapping[str, Any],
     segments: int,
     concurrency: int | None,
+    retry: RetryPolicy | None,
     rate_limit: float | str | None,
     schema: pyarrow.Schema | None,
     scan_params: Mapping[str, Any],
@@ -152,7 +152,7 @@ async def _plan(
     """
     from aiobotocore.session import get_session
 
-    from . import _scan, arrow
+    from . import _scan
 
     async with get_session().create_client("dynamodb", **client_kwargs) as client:
         _scan.scan(
@@ -160,6 +160,7 @@ async def _plan(
             table,
             segments=segments,
             concurrency=concurrency,
+            retry=retry,
             rate_limit=1.0 if isinstance(rate_limit, str) else rate_limit,
             **scan_params,
         )
@@ -170,27 +171,32 @@ async def _plan(
         else:
             budget = rate_limit
         if schema is None:
-            schema = await _sample_schema(client, table, segments, scan_params)
+            schema = await _sample_schema(client, table, segments, budget, scan_params)
     return budget, schema
 
 
 async def _sample_schema(
-    client: Any, table: str, segments: int, scan_params: Mapping[str, Any]
+    client: Any,
+    table: str,
+    segments: int,
+    rate_limit: float | None,
+    scan_params: Mapping[str, Any],
 ) -> pyarrow.Schema:
-    """The schema the Arrow path infers from the first items of a scan like the real one."""
+    """The schema the Arrow path infers from the first items of a scan like the real one.
+
+    Only the first batch is read (the Arrow path fixes its schema from its first pages),
+    within the same budget as the tasks, so planning costs a page or two of capacity.
+    """
     import pyarrow
 
     from . import arrow
 
-    async with arrow.scan_batches(client, table, segments=segments, **scan_params) as batches:
-        seen = 0
-        schema: pyarrow.Schema | None = None
+    async with arrow.scan_batches(
+        client, table, segments=segments, rate_limit=rate_limit, **scan_params
+    ) as batches:
         async for batch in batches:
-            schema = batch.schema
-            seen += batch.num_rows
-            if seen >= SAMPLE_ITEMS:
-                break
-    return schema if schema is not None else pyarrow.schema([])
+            return batch.schema
+    return pyarrow.schema([])
 
 
 def read_dynamodb(
@@ -203,6 +209,7 @@ def read_dynamodb(
     rate_limit: float | str | None = None,
     schema: pyarrow.Schema | None = None,
     concurrency: int | None = None,
+    retry: RetryPolicy | None = None,
     **scan_params: Any,
 ) -> dask.dataframe.DataFrame:
     """A whole table (or index) as a lazy Dask DataFrame, read by the cluster's tasks.
@@ -214,7 +221,8 @@ def read_dynamodb(
     **client_kwargs)``: credentials come from the worker's environment and may not be
     passed in ``client_kwargs``. ``rate_limit`` (RCU/s, or ``"P%"`` of the table's or
     index's read capacity, read once here) is the budget of the whole computation; each
-    task holds ``rate_limit * its segments / segments``. ``concurrency`` is per task.
+    task holds ``rate_limit * its segments / segments``. ``concurrency`` (requests in
+    flight) and ``retry`` (how throttling and 5xx are retried) are per task, as for ``scan()``.
     Other keyword arguments are Scan parameters, as for ``scan()``.
 
     Columns and types are those of ``arrow.read_table`` on the same items, as pandas
@@ -243,6 +251,7 @@ def read_dynamodb(
             client_kwargs=kwargs,
             segments=segments,
             concurrency=concurrency,
+            retry=retry,
             rate_limit=rate,
             schema=schema,
             scan_params=scan_params,
@@ -259,6 +268,7 @@ def read_dynamodb(
         scan_params=dict(scan_params),
         schema=fixed,
         concurrency=concurrency,
+        retry=retry,
         read_id=uuid.uuid4().hex,
     )
     return dask.dataframe.from_map(

@@ -1,0 +1,258 @@
+"""The scan on a real Dask cluster: two worker processes, against moto and the model server.
+
+One ``LocalCluster`` for the whole module (starting one costs seconds). The workers get
+credentials from their environment only; ``client_kwargs`` carries just the endpoint and
+region, as it would on a real cluster.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+dask_dataframe = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+pa = pytest.importorskip("pyarrow")
+
+import boto3  # noqa: E402
+import cloudpickle  # noqa: E402
+from boto3.dynamodb.types import TypeDeserializer  # noqa: E402
+
+from dynascan_async import RetryPolicy  # noqa: E402
+from dynascan_async import dask as dyn_dask  # noqa: E402
+from dynascan_async.testing import ModelServer, MotoServer  # noqa: E402
+from tests.support import tables  # noqa: E402
+from tests.support.faultproxy import FaultProxy  # noqa: E402
+from tests.support.helpers import as_multiset  # noqa: E402
+
+SECRET = "dask-test-secret-0f9e8d7c"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": SECRET,
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """Two single-threaded worker processes whose only credentials are in their environment.
+
+    The test process gets the same variables: ``read_dynamodb`` plans (DescribeTable, a
+    sample page) with a client of its own.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CREDENTIALS.items():
+            patch.setenv(name, value)
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                processes=True,
+                threads_per_worker=1,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+                env=CREDENTIALS,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            # Imports take seconds on a busy machine: do them before anything is measured.
+            for module in ("pandas", "pyarrow", "dynascan_async.dask", "aiobotocore.session"):
+                client.run(importlib.import_module, module)
+            yield client
+
+
+def where(url: str) -> dict[str, Any]:
+    return {"endpoint_url": url, "region_name": "us-east-1"}
+
+
+def frame_items(frame: Any) -> list[dict[str, Any]]:
+    """The rows as plain values, attributes that are null in a row left out."""
+    rows = pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
+    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+
+
+def plain(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    deserializer = TypeDeserializer()
+    return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
+
+
+def numbers_as_decimal(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """int64 columns come back as int, TypeDeserializer gives Decimal: compare them exactly."""
+    return [
+        {
+            k: Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in item.items()
+        }
+        for item in items
+    ]
+
+
+def assert_weblog(frame: Any, loaded: tables.Loaded) -> None:
+    got = as_multiset(numbers_as_decimal(frame_items(frame)))
+    assert len(set(got)) == len(got), "an item was delivered twice"
+    assert got == as_multiset(plain(loaded.weblog))
+
+
+def test_items_and_types_match_a_reference_scan(
+    dask_client: Any, moto_server: MotoServer, loaded: tables.Loaded
+) -> None:
+    df = dyn_dask.read_dynamodb(
+        tables.WEBLOG, client_kwargs=where(moto_server.endpoint_url), segments=8, partitions=3
+    )
+    assert df.npartitions == 3
+    # Known before anything runs, and the same in every partition.
+    meta = dict(df.dtypes)
+    assert set(meta) == set(plain(loaded.weblog)[0])
+    frame = df.compute()
+    assert dict(frame.dtypes) == meta
+    assert_weblog(frame, loaded)
+    totals = df.groupby("responsecode").bytessent.sum().compute()
+    expected: dict[int, int] = {}
+    for item in loaded.weblog:
+        code = int(item["responsecode"]["N"])
+        expected[code] = expected.get(code, 0) + int(item["bytessent"]["N"])
+    assert {int(k): int(v) for k, v in totals.items()} == expected
+
+
+def test_the_graph_holds_no_credentials(moto_server: MotoServer, loaded: tables.Loaded) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CREDENTIALS.items():
+            patch.setenv(name, value)
+        df = dyn_dask.read_dynamodb(
+            tables.WEBLOG, client_kwargs=where(moto_server.endpoint_url), segments=4
+        )
+    for blob in (cloudpickle.dumps(df), cloudpickle.dumps(dict(df.__dask_graph__()))):
+        assert moto_server.endpoint_url.encode() in blob  # the tasks' client_kwargs are in it
+        assert SECRET.encode() not in blob
+    with pytest.raises(ValueError, match="aws_secret_access_key"):
+        dyn_dask.read_dynamodb(
+            tables.WEBLOG,
+            client_kwargs={**where(moto_server.endpoint_url), "aws_secret_access_key": "x"},
+            segments=4,
+        )
+
+
+def test_a_task_that_raises_is_read_again(
+    dask_client: Any, faults: FaultProxy, loaded: tables.Loaded
+) -> None:
+    df = dyn_dask.read_dynamodb(
+        tables.WEBLOG,
+        client_kwargs=where(faults.url),
+        segments=16,
+        partitions=16,
+        retry=RetryPolicy(max_attempts=1),  # no retries in the library: errors fail the task
+        Limit=30,
+    )
+    faults.error_rate = 0.3
+    frame = df.compute(retries=40)
+    # Each injected 5xx failed a task (one attempt per page) after some of its pages were in.
+    assert faults.injected["error"] > 0
+    assert_weblog(frame, loaded)
+
+
+def test_a_killed_worker_loses_nothing(
+    dask_client: Any, faults: FaultProxy, loaded: tables.Loaded
+) -> None:
+    df = dyn_dask.read_dynamodb(
+        tables.WEBLOG, client_kwargs=where(faults.url), segments=8, partitions=4, Limit=20
+    )
+    pids: dict[str, int] = dask_client.run(os.getpid)
+    faults.latency = 0.05  # about 0.4 s per task, so the kill lands inside one
+    started = faults.scan_requests
+    future = dask_client.compute(df)
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        busy = [addr for addr, keys in dask_client.processing().items() if keys]
+        if busy and faults.scan_requests > started + 2:
+            victim = busy[0]
+        else:
+            time.sleep(0.02)
+    assert victim is not None, "no task started"
+    os.kill(pids[victim], signal.SIGKILL)
+    frame = future.result(timeout=120)
+    assert_weblog(frame, loaded)
+
+
+# --- one budget across workers (model server) ---------------------------------------------------
+
+
+class CapacityLog(FaultProxy):
+    """A proxy that notes, for each Scan, when the request arrived, its segment and its cost."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.log: list[tuple[float, int, float]] = []
+        self._log_lock = threading.Lock()
+
+    async def _forward(self, request: Any, *, scan: bool = False) -> Any:
+        arrived = time.monotonic()
+        response = await super()._forward(request, scan=scan)
+        if scan and response.status == 200:
+            segment = json.loads(request.body).get("Segment", 0)
+            units = json.loads(response.body).get("ConsumedCapacity", {}).get("CapacityUnits", 0)
+            with self._log_lock:
+                self.log.append((arrived, segment, float(units)))
+        return response
+
+
+def test_one_budget_for_all_workers(dask_client: Any) -> None:
+    # Provisioned well above the budget, so the server never throttles: what holds the rate
+    # is the tasks' own limiters.
+    provisioned, tasks, rows = 240, 2, 800
+    with ModelServer() as server, CapacityLog("127.0.0.1", server.port or 0) as proxy:
+        sync = boto3.client("dynamodb", **where(server.endpoint_url))
+        sync.create_table(
+            TableName="budget",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            ProvisionedThroughput={"ReadCapacityUnits": provisioned, "WriteCapacityUnits": 1000},
+        )
+        for start in range(0, rows, 25):
+            batch = [
+                {"PutRequest": {"Item": {"pk": {"S": f"k{n:05d}"}, "pad": {"S": "x" * 1000}}}}
+                for n in range(start, start + 25)
+            ]
+            sync.batch_write_item(RequestItems={"budget": batch})
+        # A tenth of the table's capacity, read once from DescribeTable: 24 RCU/s in all.
+        df = dyn_dask.read_dynamodb(
+            "budget", client_kwargs=where(proxy.url), segments=4, partitions=tasks,
+            rate_limit="10%", concurrency=1, Limit=10,
+        )  # fmt: skip
+        budget = provisioned / 10
+        dask_client.wait_for_workers(tasks, timeout=60)  # one may be back from the kill test
+        proxy.log.clear()
+        frame = df.compute()
+        log = sorted(proxy.log)
+    assert len(frame) == rows
+    page = max(units for _, _, units in log)
+    # A task's bucket starts when its scan is made, a moment before its first request
+    # reaches the server (client set-up): a quarter of a second is allowed for that.
+    start = log[0][0] - 0.25
+    consumed = 0.0
+    running = []
+    for when, _, units in log:
+        consumed += units
+        running.append((when, consumed))
+        # Each task may spend its first second's share at once (its bucket starts full),
+        # and go into debt by one page per request in flight (one here): never more than
+        # that above the budget.
+        assert consumed <= budget * (when - start) + budget + tasks * page + 1e-9
+    # While both tasks run, past their first second: the two together hold the budget.
+    task_of = {s: s // 2 for s in range(4)}  # segments 0-1 and 2-3
+    first = {t: min(w for w, s, _ in log if task_of[s] == t) for t in range(tasks)}
+    last = {t: max(w for w, s, _ in log if task_of[s] == t) for t in range(tasks)}
+    begin, end = max(first.values()) + 1.0, min(last.values())
+    assert end - begin > 1.0, "the tasks did not run at the same time"
+    inside = [(w, c) for w, c in running if begin <= w <= end]
+    rate = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+    assert rate == pytest.approx(budget, rel=0.10)
