@@ -76,3 +76,4 @@ def bench_smoke(session: nox.Session) -> None:
     """CI's tiny run of the benchmark: 2,000 items on the model server; wrong counts fail it."""
     session.install(".[fast]", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "benchmarks/run.py", "--smoke", *session.posargs)
+    session.run("python", "benchmarks/arrow_batches.py", "--smoke")

@@ -43,9 +43,12 @@ CLIENTS: dict[str, str] = {
     "lowerbound": "aiohttp + orjson + SigV4Auth + S/N decode, parallel segments",
     "dynascan": "dynascan_async.scan, Python values",
     "dynascan_raw": "dynascan_async.scan(deserialize=False), raw items",
+    "dynascan_arrow": "dynascan_async.arrow.scan_batches, pyarrow record batches",
 }
 # Clients with a segments/concurrency knob; the others read one page at a time.
-PARALLEL = frozenset({"recipe", "recipe_fixed", "lowerbound", "dynascan", "dynascan_raw"})
+PARALLEL = frozenset(
+    {"recipe", "recipe_fixed", "lowerbound", "dynascan", "dynascan_raw", "dynascan_arrow"}
+)
 
 
 class Meter:
@@ -519,6 +522,41 @@ async def dynascan_raw(args: argparse.Namespace, result: Result) -> None:
     await _dynascan(args, result, deserialize=False)
 
 
+async def dynascan_arrow(args: argparse.Namespace, result: Result) -> None:
+    """Record batches, consumed as columnar code does: a column's sum per batch."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    pc = _optional("pyarrow.compute")
+    arrow = _optional("dynascan_async.arrow")
+
+    async with get_session().create_client(
+        "dynamodb",
+        endpoint_url=args.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=AioConfig(max_pool_connections=args.concurrency),
+    ) as client:
+        items = total = 0
+        with _Measure(result, args):
+            async with arrow.scan_batches(
+                client,
+                args.table,
+                segments=args.segments,
+                concurrency=args.concurrency,
+                transport=args.transport,
+                **_scan_params(args),
+            ) as batches:
+                async for batch in batches:
+                    items += batch.num_rows
+                    if not args.drop:
+                        total += pc.sum(batch.column("bytessent")).as_py() or 0
+        stats = batches.stats
+        result.items, result.checksum = items, total
+        result.extra.update(pages=stats.pages, elapsed=stats.elapsed, retries=stats.retries)
+
+
 # The recipe is synchronous (threads), and runs without an event loop.
 RUNNERS: dict[str, Callable[[argparse.Namespace, Result], Coroutine[Any, Any, None] | None]] = {
     "paginator": paginator,
@@ -529,6 +567,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Result], Coroutine[Any, Any, No
     "lowerbound": lowerbound,
     "dynascan": dynascan,
     "dynascan_raw": dynascan_raw,
+    "dynascan_arrow": dynascan_arrow,
 }
 
 

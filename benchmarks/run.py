@@ -52,7 +52,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _data, _report, _servers
-from benchmarks.clients import CLIENTS
+from benchmarks.clients import CLIENTS, PARALLEL
 
 HERE = Path(__file__).resolve().parent
 CLIENT_SCRIPT = HERE / "clients.py"
@@ -76,7 +76,7 @@ class Spec:
 
     @property
     def settings(self) -> str:
-        if self.client not in {"recipe", "recipe_fixed", "lowerbound", "dynascan", "dynascan_raw"}:
+        if self.client not in PARALLEL:
             return "sequential"
         if self.segments == 1 and self.concurrency == 1:
             return "1 segment, sequential"
@@ -539,6 +539,16 @@ def scenario_rate(args: argparse.Namespace, run: Run) -> None:
 # --- goals from the main table ----------------------------------------------------------------
 
 
+def scenario_arrow(args: argparse.Namespace, run: Run) -> None:
+    """Arrow batches against Python values: ``benchmarks/arrow_batches.py``."""
+    from benchmarks import arrow_batches
+
+    arrow_batches.scenario(args, run)
+
+
+SCENARIOS = ("main", "segments", "rss", "rate", "arrow")
+
+
 def main_goals(run: Run) -> None:
     """The issue's ratios, per server, from the medians of this run."""
     for server, section in run.servers.items():
@@ -665,7 +675,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, or all",
+        help="comma-separated: main, segments, rss, rate, arrow, or all",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI; checks counts")
     parser.add_argument(
@@ -717,9 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     if CPUS is not None:
         # Servers started from here inherit this, and so keep off the client's CPU.
         os.sched_setaffinity(0, CPUS[1])
-    scenarios = {"main", "segments", "rss", "rate"} if args.scenario == "all" else set()
+    scenarios = set(SCENARIOS) if args.scenario == "all" else set()
     scenarios |= {s.strip() for s in args.scenario.split(",") if s.strip() != "all"}
-    unknown = scenarios - {"main", "segments", "rss", "rate"}
+    unknown = scenarios - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     servers = list(SERVERS) if args.server == "all" else [args.server]
@@ -738,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
             ("segments", scenario_segments),
             ("rss", scenario_rss),
             ("rate", scenario_rate),
+            ("arrow", scenario_arrow),
         ):
             if name not in scenarios:
                 continue

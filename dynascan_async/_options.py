@@ -8,12 +8,12 @@ against botocore's own model of the request.
 
 from __future__ import annotations
 
-__all__ = ["Options", "RESERVED_PARAMS", "validate"]
+__all__ = ["Options", "PageColumns", "RESERVED_PARAMS", "validate"]
 
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiobotocore.client import AioBaseClient
 from botocore.client import BaseClient
@@ -26,6 +26,16 @@ from ._retry import RetryPolicy
 RESERVED_PARAMS = ("TableName", "Segment", "TotalSegments", "ExclusiveStartKey")
 MAX_SEGMENTS = 1_000_000
 DEFAULT_POOL = 10  # botocore's max_pool_connections default
+
+
+class PageColumns(Protocol):
+    """What ``arrow`` puts in place of the JSON parser and the decoder (see ``_columns``)."""
+
+    def parse(self, metadata: dict[str, Any], body: bytes | None) -> dict[str, Any]:
+        """A page body to the answer's shape, its ``Items`` sliceable and sized, any type."""
+
+    def convert(self, items: Any) -> list[Any]:
+        """A page's ``Items`` (after a resumed page's ``skip``) to what the consumer gets."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class Options:
     request_params: Mapping[str, Any]
     fingerprint: str
     resume: _checkpoint.ResumeState | None
+    # Set by ``arrow`` only (never by scan()): pages become columns instead of Python items.
+    columns: PageColumns | None = None
 
 
 def _int_option(name: str, value: object, low: int, high: int | None = None) -> int:

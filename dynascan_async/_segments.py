@@ -172,6 +172,7 @@ class Engine:
         counters = self.counters
         # DynamoDB sends no items for Select="COUNT"; some emulators (moto) send them anyway.
         count_only = self._options.scan_params.get("Select") == "COUNT"
+        columns = self._options.columns
         while self.error is None:
             cursor = self._take()
             if cursor is None:
@@ -181,8 +182,11 @@ class Engine:
             items = [] if count_only else response.get("Items", [])
             if skip:
                 items = items[skip:]
-            if self._options.deserialize and items:
-                items = decode_items(items)
+            if items:
+                if columns is not None:
+                    items = columns.convert(items)
+                elif self._options.deserialize:
+                    items = decode_items(items)
             last_key = response.get("LastEvaluatedKey")
             counters.pages += 1
             counters.count += response.get("Count", 0)
@@ -219,7 +223,9 @@ class Engine:
                 await limiter.acquire(estimate)
             settled = False
             try:
-                response = await fetch_page(self._transport, request, raw=raw)
+                response = await fetch_page(
+                    self._transport, request, raw=raw, columns=options.columns
+                )
                 cost = _capacity(response)
                 if limiter is not None:
                     limiter.settle(estimate, cost)

@@ -24,10 +24,13 @@ __all__ = ["BotocoreTransport", "Transport", "fetch_page", "open_transport"]
 import contextvars
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._decode import binary_to_bytes
 from ._direct import DirectTransport
+
+if TYPE_CHECKING:
+    from ._options import PageColumns
 
 _loads: Callable[[bytes], Any]
 try:  # orjson, when installed (the "fast" extra), parses a page several times faster.
@@ -88,13 +91,18 @@ def open_transport(client: Any, kind: str) -> Transport:
     return DirectTransport(client) if kind == "direct" else BotocoreTransport(client)
 
 
-async def fetch_page(transport: Transport, request: dict[str, Any], *, raw: bool) -> dict[str, Any]:
+async def fetch_page(
+    transport: Transport, request: dict[str, Any], *, raw: bool, columns: PageColumns | None = None
+) -> dict[str, Any]:
     """One Scan call; the answer in the shape ``client.scan`` gives.
 
     With ``raw``, binary values are bytes as botocore would give them; otherwise they may
-    still be base64 text, which the decoder accepts.
+    still be base64 text, which the decoder accepts. With ``columns``, the body is theirs
+    to parse (``arrow``: straight into Arrow arrays, never into Python objects).
     """
     metadata, body = await transport.page(request)
+    if columns is not None:
+        return columns.parse(metadata, body)
     if body is None:
         return metadata
     page: dict[str, Any] = _loads(body)
