@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import dask.dataframe
     import pyarrow
 
+# What planning reads to fix the schema when ``schema=`` is not given.
+SAMPLE_ITEMS = 1000
 # Never pickled into the graph: the workers take credentials from their own environment.
 _SECRET_KWARGS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
@@ -73,9 +75,10 @@ def _default_partitions(segments: int) -> int:
     """
     threads = 0
     try:
-        from distributed import default_client
+        import distributed
 
-        info = default_client().scheduler_info()
+        client: Any = distributed.default_client
+        info = client().scheduler_info()
         threads = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
     except (ImportError, ValueError):  # distributed not installed, or no client
         threads = 0
@@ -184,19 +187,22 @@ async def _sample_schema(
 ) -> pyarrow.Schema:
     """The schema the Arrow path infers from the first items of a scan like the real one.
 
-    Only the first batch is read (the Arrow path fixes its schema from its first pages),
-    within the same budget as the tasks, so planning costs a page or two of capacity.
+    The scan's workers start on different segments, so its first pages come from several
+    places in the table. ``SAMPLE_ITEMS`` items are read, within the same budget as the
+    tasks: planning costs a few pages of capacity.
     """
-    import pyarrow
+    from . import _scan, arrow
 
-    from . import arrow
-
-    async with arrow.scan_batches(
-        client, table, segments=segments, rate_limit=rate_limit, **scan_params
-    ) as batches:
-        async for batch in batches:
-            return batch.schema
-    return pyarrow.schema([])
+    items: list[Any] = []
+    scan = _scan.scan(
+        client, table, segments=segments, rate_limit=rate_limit, deserialize=False, **scan_params
+    )
+    async with scan:
+        async for item in scan:
+            items.append(item)
+            if len(items) >= SAMPLE_ITEMS:
+                break
+    return arrow.infer_schema(items)
 
 
 def read_dynamodb(
@@ -271,10 +277,12 @@ def read_dynamodb(
         retry=retry,
         read_id=uuid.uuid4().hex,
     )
-    return dask.dataframe.from_map(
+    from_map: Any = dask.dataframe.from_map  # untyped
+    frame: dask.dataframe.DataFrame = from_map(
         reader,
         groups,
         meta=to_frame(fixed.empty_table()),
         label="read-dynamodb",
         enforce_metadata=False,
     )
+    return frame
