@@ -546,7 +546,14 @@ def scenario_arrow(args: argparse.Namespace, run: Run) -> None:
     arrow_batches.scenario(args, run)
 
 
-SCENARIOS = ("main", "segments", "rss", "rate", "arrow")
+def scenario_dask(args: argparse.Namespace, run: Run) -> None:
+    """2 Dask worker processes against 1: ``benchmarks/dask_scan.py``."""
+    from benchmarks import dask_scan
+
+    dask_scan.scenario(args, run)
+
+
+SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "dask")
 
 
 def main_goals(run: Run) -> None:
@@ -675,7 +682,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, arrow, or all",
+        help="comma-separated: main, segments, rss, rate, arrow, dask, or all",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI; checks counts")
     parser.add_argument(
@@ -749,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             ("rss", scenario_rss),
             ("rate", scenario_rate),
             ("arrow", scenario_arrow),
+            ("dask", scenario_dask),
         ):
             if name not in scenarios:
                 continue
