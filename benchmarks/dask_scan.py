@@ -20,6 +20,7 @@ there; the figure says what the cluster path costs and gains, not the cluster's 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import resource
@@ -51,9 +52,9 @@ def _workers_cpu(client: Any) -> float:
 
 def _dask_runs(endpoint: str, items: int, workers: int, rounds: int) -> list[dict[str, Any]]:
     """``rounds`` computations of the whole table on a fresh cluster of ``workers``."""
-    import distributed
-
     from dynascan_async import dask as dyn_dask
+
+    distributed: Any = importlib.import_module("distributed")  # untyped
 
     env = {
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
