@@ -15,6 +15,7 @@ __all__ = ["ReadPartition", "run_sync", "to_frame"]
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +28,24 @@ if TYPE_CHECKING:
     import pyarrow
 
 T = TypeVar("T")
+
+_local = threading.local()
+
+
+def _session() -> Any:
+    """``aiobotocore.session.get_session()``, made once per worker thread.
+
+    A session loads botocore's model of DynamoDB when it makes its first client (a
+    few hundred milliseconds of CPU); the next tasks on the same thread reuse it. One per
+    thread because a botocore session is not meant to be shared across threads. The
+    credentials are still resolved by each client, from the worker's environment.
+    """
+    session = getattr(_local, "session", None)
+    if session is None:
+        from aiobotocore.session import get_session
+
+        session = _local.session = get_session()
+    return session
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -84,12 +103,11 @@ class ReadPartition:
 
     async def read(self, partition: Partition) -> pyarrow.Table:
         import pyarrow
-        from aiobotocore.session import get_session
 
         from . import arrow
 
         resume = resume_value(partition, table=self.table, scan_params=self.scan_params)
-        async with get_session().create_client("dynamodb", **self.client_kwargs) as client:
+        async with _session().create_client("dynamodb", **self.client_kwargs) as client:
             batches = arrow.scan_batches(
                 client,
                 self.table,
