@@ -52,6 +52,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _data, _report, _servers
+from benchmarks import export as export_bench
 from benchmarks.clients import CLIENTS, PARALLEL
 
 HERE = Path(__file__).resolve().parent
@@ -458,6 +459,14 @@ def scenario_rss(args: argparse.Namespace, run: Run) -> None:
         )
 
 
+def scenario_export(args: argparse.Namespace, run: Run) -> None:
+    """``dynascan export --format parquet`` against a scan and awswrangler: benchmarks/export.py."""
+    lines, goals, data = export_bench.measure(args)
+    run.scenario_lines += [*lines, ""]
+    run.goals += goals
+    run.scenario_data["export"] = data
+
+
 def _slope(samples: list[tuple[float, float]]) -> float:
     """Least-squares capacity per second over ``samples`` of (elapsed, consumed)."""
     n = len(samples)
@@ -553,7 +562,7 @@ def scenario_dask(args: argparse.Namespace, run: Run) -> None:
     dask_scan.scenario(args, run)
 
 
-SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "dask")
+SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "export", "dask")
 
 
 def main_goals(run: Run) -> None:
@@ -682,7 +691,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, arrow, dask, or all",
+        help="comma-separated: main, segments, rss, rate, arrow, export, dask, or all",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI; checks counts")
     parser.add_argument(
@@ -700,6 +709,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="cProfile the dynascan client")
     parser.add_argument("--rss-sizes", default="100000,1000000", help=argparse.SUPPRESS)
     parser.add_argument("--rate-seconds", type=float, default=20.0, help=argparse.SUPPRESS)
+    export_bench.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.items = min(args.items, 2_000)
@@ -756,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
             ("rss", scenario_rss),
             ("rate", scenario_rate),
             ("arrow", scenario_arrow),
+            ("export", scenario_export),
             ("dask", scenario_dask),
         ):
             if name not in scenarios:

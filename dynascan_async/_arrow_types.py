@@ -29,7 +29,7 @@ __all__ = [
     "with_rest",
 ]
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +40,7 @@ REST = "_rest"
 TAGS = ("S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DECIMAL_DIGITS = 38
+_WIDE = Context(prec=1000)  # room for any DynamoDB number written out in full
 
 
 def _field(name: str, type_: pa.DataType, kind: str) -> pa.Field:
@@ -159,7 +160,8 @@ def number_type(texts: pa.Array) -> tuple[pa.DataType, str]:
             return pa.string(), "N"
         if not value.is_finite():
             return pa.string(), "N"
-        _, digits, exponent = value.as_tuple()
+        # Trailing zeros take no room: 1.50 needs scale 1, 100 no scale at all.
+        _, digits, exponent = value.normalize(_WIDE).as_tuple()
         assert isinstance(exponent, int)
         scale = max(scale, -exponent)
         whole = max(whole, len(digits) + exponent)
@@ -235,9 +237,7 @@ def infer_fields(items: pa.StructArray, *, top_level: bool = False) -> list[pa.F
         if top_level and field.name == REST:
             continue
         av = pc.struct_field(items, [index])
-        if not pa.types.is_struct(av.type):
-            return None
-        typed = infer_type(av)
+        typed = infer_type(av) if pa.types.is_struct(av.type) else None
         if typed is None:
             if top_level:
                 continue

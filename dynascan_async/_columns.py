@@ -294,7 +294,9 @@ def _numbers_one_by_one(raw: pa.Array, type_: pa.DataType) -> tuple[pa.Array, pa
         except InvalidOperation:
             value = Decimal("NaN")
         if _fits(value, type_):
-            out.append(int(value) if integer else value)
+            # Normalized: pyarrow turns a Decimal with more digits than the type into
+            # garbage (or an error), even where the value itself fits (1.70...0E-28).
+            out.append(int(value) if integer else value.normalize(_WIDE))
             bad.append(False)
         else:
             out.append(None)

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=_positive_int, default=None)
     demo.add_argument("--latency", type=float, default=0.02, help="model server round trip, s")
     demo.add_argument("--segments", type=_positive_int, default=16)
+
+    from ._export._cli import add_parser as add_export_parser
+
+    add_export_parser(commands, scan, _positive_int)
     return parser
 
 
@@ -313,6 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._demo import run_demo
 
             return run_demo(args)
+        if args.command == "export":
+            from ._export._cli import run_export
+
+            return asyncio.run(
+                run_export(args, sys.stderr, scan_params=_scan_params(args), session=_session(args))
+            )
         return asyncio.run(run_scan(args, sys.stdout, sys.stderr))
     except UsageError as exc:
         if debug:

@@ -199,6 +199,10 @@ def test_timestamp_like_text_stays_text() -> None:
         (pa.decimal128(38, 2), ["1.25", "-1.5", "1E+2", "1.250", "100.00"], [True] * 5),
         (pa.decimal128(38, 2), ["1.125", "9" * 37, "1E-130", "1E+125"], [False] * 4),
         (pa.decimal128(5, 2), ["999.99", "1000"], [True, False]),
+        # Fits once its trailing zeros are dropped: 80 digits as written (pyarrow would
+        # make 0 or an error of the Decimal as it is).
+        (pa.decimal128(38, 34), ["1.701338" + "0" * 74 + "E-28"], [True]),
+        (pa.int64(), ["1" + "0" * 30 + "E-20"], [True]),
     ],
 )
 def test_numbers_that_do_not_fit_their_column_go_to_rest(
