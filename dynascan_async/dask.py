@@ -20,7 +20,7 @@ when this module's functions are called.
 
 from __future__ import annotations
 
-__all__ = ["read_dynamodb"]
+__all__ = ["export_table", "read_dynamodb"]
 
 import math
 import os
@@ -36,6 +36,8 @@ from ._retry import RetryPolicy
 if TYPE_CHECKING:
     import dask.dataframe
     import pyarrow
+
+    from .export import ExportManifest
 
 # What planning reads to fix the schema when ``schema=`` is not given.
 SAMPLE_ITEMS = 1000
@@ -66,7 +68,7 @@ def _client_kwargs(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _default_partitions(segments: int) -> int:
+def _default_partitions(segments: int, client: Any = None) -> int:
     """One partition per thread of the cluster the computation will run on.
 
     The budget is split by segments, so only tasks that run at the same time can use all
@@ -75,10 +77,12 @@ def _default_partitions(segments: int) -> int:
     """
     threads = 0
     try:
-        import distributed
+        if client is None:
+            import distributed
 
-        client: Any = distributed.default_client
-        info = client().scheduler_info()
+            default: Any = distributed.default_client
+            client = default()
+        info = client.scheduler_info()
         threads = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
     except (ImportError, ValueError):  # distributed not installed, or no client
         threads = 0
@@ -147,7 +151,8 @@ async def _plan(
     rate_limit: float | str | None,
     schema: pyarrow.Schema | None,
     scan_params: Mapping[str, Any],
-) -> tuple[float | None, pyarrow.Schema]:
+    sample: bool = True,
+) -> tuple[float | None, pyarrow.Schema | None]:
     """The absolute budget and the schema, with one client in the calling process.
 
     The options are checked by ``scan()`` itself, before any request, exactly as they
@@ -173,7 +178,7 @@ async def _plan(
             budget = capacity * _percent(rate_limit) / 100
         else:
             budget = rate_limit
-        if schema is None:
+        if schema is None and sample:
             schema = await _sample_schema(client, table, segments, budget, scan_params)
     return budget, schema
 
@@ -263,6 +268,7 @@ def read_dynamodb(
             scan_params=scan_params,
         )
     )
+    assert fixed is not None
     groups: list[Partition] = plan(
         segments=segments,
         partitions=partitions or _default_partitions(segments),
@@ -286,3 +292,83 @@ def read_dynamodb(
         enforce_metadata=False,
     )
     return frame
+
+
+def export_table(
+    table: str,
+    directory: str,
+    /,
+    *,
+    client_kwargs: Mapping[str, Any] | None = None,
+    segments: int,
+    partitions: int | None = None,
+    format: str = "parquet",
+    rate_limit: float | str | None = None,
+    schema: pyarrow.Schema | None = None,
+    concurrency: int | None = None,
+    retry: RetryPolicy | None = None,
+    row_group_size: int | None = None,
+    overwrite: bool = False,
+    retries: int = 3,
+    client: Any = None,
+    **scan_params: Any,
+) -> ExportManifest:
+    """``dynascan export`` with its part files written by the tasks of a Dask cluster.
+
+    One part per partition (groups of whole segments, as for :func:`read_dynamodb`, with
+    the same budget split), each written and committed whole by one task on its worker
+    with ``export.write_part``; ``_manifest.json`` last. ``directory`` must be a folder
+    the workers see at the same path. An interrupted export (an error, a lost cluster,
+    Ctrl-C) keeps its committed parts: the same call continues it, and the finished
+    folder holds every item exactly once. ``client`` is the ``distributed.Client``
+    (default: the current one); ``retries`` is how often Dask runs a failed task again.
+    Returns the manifest (``export.ExportManifest``).
+    """
+    from . import export
+    from ._dask_export import export_on_cluster
+
+    if not isinstance(table, str):
+        raise TypeError(f"table must be a str, not {type(table).__name__}")
+    if format not in export.FORMATS:
+        raise ValueError(f"format must be one of {', '.join(export.FORMATS)}, got {format!r}")
+    kwargs = _client_kwargs(client_kwargs)
+    segments = _int("segments", segments, 1, MAX_SEGMENTS)
+    if partitions is not None:
+        partitions = _int("partitions", partitions, 1, segments)
+    retries = _int("retries", retries, 0, 1000)
+    rate = _rate(rate_limit)
+    if client is None:
+        import distributed
+
+        default: Any = distributed.default_client
+        client = default()
+    budget, fixed = run_sync(
+        lambda: _plan(
+            table,
+            client_kwargs=kwargs,
+            segments=segments,
+            concurrency=concurrency,
+            retry=retry,
+            rate_limit=rate,
+            schema=schema,
+            scan_params=scan_params,
+            sample=format == "parquet",
+        )
+    )
+    return export_on_cluster(
+        table,
+        directory,
+        client_kwargs=kwargs,
+        segments=segments,
+        partitions=partitions or _default_partitions(segments, client),
+        format=format,
+        budget=budget,
+        schema=fixed,
+        concurrency=concurrency,
+        retry=retry,
+        row_group_size=row_group_size or export.DEFAULT_ROW_GROUP_SIZE,
+        overwrite=overwrite,
+        retries=retries,
+        dask_client=client,
+        scan_params=scan_params,
+    )

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +27,15 @@ pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 pa = pytest.importorskip("pyarrow")
 cloudpickle = pytest.importorskip("cloudpickle")  # comes with distributed
+pd = pytest.importorskip("pandas")
+pq = pytest.importorskip("pyarrow.parquet")
 
 import boto3  # noqa: E402
 from boto3.dynamodb.types import TypeDeserializer  # noqa: E402
 
 from dynascan_async import RetryPolicy, arrow  # noqa: E402
 from dynascan_async import dask as dyn_dask  # noqa: E402
+from dynascan_async.cli import main  # noqa: E402
 from dynascan_async.testing import ModelServer, MotoServer  # noqa: E402
 from tests.support import tables  # noqa: E402
 from tests.support.faultproxy import FaultProxy  # noqa: E402
@@ -247,6 +251,62 @@ def test_one_budget_for_all_workers(dask_client: Any) -> None:
     inside = [(w, c) for w, c in running if begin <= w <= end]
     rate = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
     assert rate == pytest.approx(budget, rel=0.10)
+
+
+# --- the export, written by the cluster's tasks ------------------------------------------------
+
+
+def test_an_interrupted_cluster_export_continues_exactly(
+    dask_client: Any, faults: FaultProxy, loaded: tables.Loaded, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    options: dict[str, Any] = {
+        "client_kwargs": where(faults.url),
+        "segments": 6,
+        "partitions": 6,
+        "schema": arrow.infer_schema(loaded.weblog),  # no sample: the proxy counts task scans
+        "retries": 0,
+        "Limit": 60,
+    }
+    faults.fail_after = 5  # then every Scan is refused: some parts are in, the others not
+    with pytest.raises(Exception, match="AccessDenied"):
+        dyn_dask.export_table(tables.WEBLOG, str(out), **options)
+    first = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    assert 0 < len(first) < 6
+    assert not (out / "_manifest.json").exists()
+
+    faults.fail_after = None
+    manifest = dyn_dask.export_table(tables.WEBLOG, str(out), **options)
+    assert manifest.items == len(loaded.weblog)
+    assert len(manifest.parts) == 6
+    # The parts committed by the first run were kept, not written again.
+    assert {n: (out / n).stat().st_mtime_ns for n in first} == first
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*(part.name for part in manifest.parts), "_manifest.json"]
+    )
+    assert_weblog(pq.read_table(out).to_pandas(types_mapper=pd.ArrowDtype), loaded)
+
+
+def test_dynascan_export_with_a_scheduler(
+    dask_client: Any, moto_server: MotoServer, loaded: tables.Loaded, tmp_path: Path
+) -> None:
+    out = tmp_path / "cli"
+    command = [
+        "export", "--table-name", tables.WEBLOG, "--output", str(out), "--format", "jsonl",
+        "--endpoint-url", moto_server.endpoint_url, "--region", "us-east-1",
+        "--scheduler", dask_client.scheduler.address, "--total-segments", "4",
+    ]  # fmt: skip
+    assert main(command) == 0
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["items"] == len(loaded.weblog)
+    assert len(manifest["parts"]) == 2
+    lines = [
+        line for part in sorted(out.glob("part-*.jsonl")) for line in part.read_text().splitlines()
+    ]
+    got = [json.loads(line, parse_float=Decimal, parse_int=Decimal) for line in lines]
+    assert as_multiset(got) == as_multiset(plain(loaded.weblog))
+    # The same command on the finished folder: refused, one line.
+    assert main(command) == 1
 
 
 # --- last: a worker killed (the cluster is left with one worker restarting) ----------------------
