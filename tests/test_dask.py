@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -175,6 +177,56 @@ def test_a_task_that_raises_is_read_again(
     # Each injected 5xx failed a task (one attempt per page) after some of its pages were in.
     assert faults.injected["error"] > 0
     assert_weblog(frame, loaded)
+
+
+# --- checked before anything runs (no cluster needed) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "words"),
+    [
+        ({"segments": 0}, ValueError, "segments"),
+        ({"segments": 4, "partitions": 5}, ValueError, "partitions"),
+        ({"segments": 4, "rate_limit": "150%"}, ValueError, "rate_limit"),
+        ({"segments": 4, "rate_limit": 0}, ValueError, "rate_limit"),
+        ({"segments": 4, "client_kwargs": "us-east-1"}, TypeError, "client_kwargs"),
+        ({"segments": 4, "Segment": 1}, TypeError, "Segment"),
+        ({"segments": 4, "Limit": "ten"}, TypeError, "Limit"),
+    ],
+)
+def test_bad_options_fail_before_any_scan(
+    faults: FaultProxy, options: dict[str, Any], error: type[Exception], words: str
+) -> None:
+    options.setdefault("client_kwargs", where(faults.url))
+    before = faults.scan_requests
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CREDENTIALS.items():
+            patch.setenv(name, value)
+        with pytest.raises(error, match=words):
+            dyn_dask.read_dynamodb(tables.WEBLOG, **options)
+    assert faults.scan_requests == before
+
+
+def test_a_share_of_an_on_demand_table_asks_for_a_number(
+    moto_server: MotoServer, loaded: tables.Loaded
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CREDENTIALS.items():
+            patch.setenv(name, value)
+        with pytest.raises(ValueError, match=f"table '{tables.WEBLOG}' is on-demand"):
+            dyn_dask.read_dynamodb(
+                tables.WEBLOG, client_kwargs=where(moto_server.endpoint_url), segments=4,
+                rate_limit="50%",
+            )  # fmt: skip
+
+
+def test_importing_the_module_imports_no_dask() -> None:
+    code = (
+        "import sys, dynascan_async.dask; "
+        "heavy = {'dask', 'distributed', 'pandas', 'pyarrow'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # --- one budget across workers (model server) ---------------------------------------------------
