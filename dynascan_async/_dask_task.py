@@ -11,12 +11,14 @@ once in the result.
 
 from __future__ import annotations
 
-__all__ = ["ReadPartition", "run_sync", "to_frame"]
+__all__ = ["ReadPartition", "budget_slot", "run_sync", "to_frame"]
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+import time
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -76,6 +78,32 @@ def to_frame(table: pyarrow.Table) -> pandas.DataFrame:
     return table.to_pandas(types_mapper=pandas.ArrowDtype)
 
 
+@contextlib.contextmanager
+def budget_slot(name: str, slots: int | None) -> Iterator[None]:
+    """Hold one of ``slots`` shares of the budget for as long as the task scans, and a second
+    more.
+
+    A share that is not held by a running task is free for the next one, so a computation
+    with more partitions than threads still reads at its whole budget. The slots are a
+    ``distributed.Semaphore`` on the scheduler, whose leases expire when the worker holding
+    them dies. The second more: a scan's bucket starts with one second of its rate, so a
+    task that took over a slot the moment the last one let go could read that second twice;
+    holding the slot a second after the scan pays for its successor's start.
+    """
+    if not slots:
+        yield
+        return
+    import distributed
+
+    semaphore: Any = distributed.Semaphore
+    slot = semaphore(max_leases=slots, name=f"dynascan-budget-{name}")
+    with slot:
+        try:
+            yield
+        finally:
+            time.sleep(1.0)
+
+
 @dataclass(frozen=True)
 class ReadPartition:
     """The function of ``dask.dataframe.from_map``: one :class:`Partition` to one frame.
@@ -92,6 +120,7 @@ class ReadPartition:
     concurrency: int | None
     retry: RetryPolicy | None
     read_id: str = field(default="")
+    slots: int | None = None
 
     def __call__(self, partition: Partition) -> pandas.DataFrame:
         # Import what the batches and the frame need before the scan starts: on a cold
@@ -99,7 +128,9 @@ class ReadPartition:
         import pandas  # noqa: F401
         import pyarrow  # noqa: F401
 
-        return to_frame(run_sync(lambda: self.read(partition)))
+        with budget_slot(self.read_id, self.slots):
+            table = run_sync(lambda: self.read(partition))
+        return to_frame(table)
 
     async def read(self, partition: Partition) -> pyarrow.Table:
         import pyarrow

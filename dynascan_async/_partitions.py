@@ -49,10 +49,14 @@ class Partition:
         return f"segments {self.first}-{self.last} of {self.total}"
 
 
-def plan(*, segments: int, partitions: int, rate_limit: float | None) -> list[Partition]:
+def plan(
+    *, segments: int, partitions: int, rate_limit: float | None, slots: int | None = None
+) -> list[Partition]:
     """``partitions`` groups of whole segments, as equal as they can be, with their budget.
 
-    The sizes differ by at most one segment; the first groups take the extra ones.
+    The sizes differ by at most one segment; the first groups take the extra ones. With
+    ``slots`` (at most that many tasks hold the budget at once, see ``_dask_task``), each
+    task's share is ``rate_limit / slots`` instead of its segments' share.
     """
     if partitions > segments:
         raise ValueError(
@@ -64,7 +68,12 @@ def plan(*, segments: int, partitions: int, rate_limit: float | None) -> list[Pa
     first = 0
     for index in range(partitions):
         count = size + (1 if index < extra else 0)
-        share = None if rate_limit is None else rate_limit * count / segments
+        if rate_limit is None:
+            share = None
+        elif slots:
+            share = rate_limit / slots
+        else:
+            share = rate_limit * count / segments
         out.append(Partition(index, first, first + count - 1, segments, share))
         first += count
     return out

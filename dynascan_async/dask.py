@@ -68,14 +68,9 @@ def _client_kwargs(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _default_partitions(segments: int, client: Any = None) -> int:
-    """One partition per thread of the cluster the computation will run on.
-
-    The budget is split by segments, so only tasks that run at the same time can use all
-    of it: with as many partitions as threads, every task runs at once. Without a
-    distributed client, the local machine's CPUs.
-    """
-    threads = 0
+def _cluster_threads(client: Any = None) -> int | None:
+    """Threads of the cluster of ``client`` (default: the current distributed client), or
+    None without one."""
     try:
         if client is None:
             import distributed
@@ -83,10 +78,29 @@ def _default_partitions(segments: int, client: Any = None) -> int:
             default: Any = distributed.default_client
             client = default()
         info = client.scheduler_info()
-        threads = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
     except (ImportError, ValueError):  # distributed not installed, or no client
-        threads = 0
-    return max(1, min(segments, threads or os.cpu_count() or 1))
+        return None
+    return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()) or None
+
+
+def _layout(
+    segments: int, partitions: int | None, budget: float | None, client: Any = None
+) -> tuple[list[Partition], int | None]:
+    """The groups of segments, and the budget's slots if the tasks share them.
+
+    Default: one partition per thread of the cluster (or per local CPU without a
+    distributed client), so every task runs at once and the budget split by segments is
+    used whole. With more partitions than threads, only some tasks run at a time: on a
+    distributed cluster the budget is then split into one slot per thread instead, which
+    the running tasks hold (``_dask_task.budget_slot``); without one, the split by
+    segments stays, and the scan reads at the running tasks' share of it.
+    """
+    threads = _cluster_threads(client)
+    if partitions is None:
+        partitions = max(1, min(segments, threads or os.cpu_count() or 1))
+    slots = threads if budget is not None and threads and partitions > threads else None
+    groups = plan(segments=segments, partitions=partitions, rate_limit=budget, slots=slots)
+    return groups, slots
 
 
 async def _table_capacity(client: Any, table: str, index: str | None) -> float:
@@ -269,11 +283,7 @@ def read_dynamodb(
         )
     )
     assert fixed is not None
-    groups: list[Partition] = plan(
-        segments=segments,
-        partitions=partitions or _default_partitions(segments),
-        rate_limit=budget,
-    )
+    groups, slots = _layout(segments, partitions, budget)
     reader = ReadPartition(
         table=table,
         client_kwargs=kwargs,
@@ -282,6 +292,7 @@ def read_dynamodb(
         concurrency=concurrency,
         retry=retry,
         read_id=uuid.uuid4().hex,
+        slots=slots,
     )
     from_map: Any = dask.dataframe.from_map  # untyped
     frame: dask.dataframe.DataFrame = from_map(
@@ -360,7 +371,7 @@ def export_table(
         directory,
         client_kwargs=kwargs,
         segments=segments,
-        partitions=partitions or _default_partitions(segments, client),
+        partitions=partitions or len(_layout(segments, None, None, client)[0]),
         format=format,
         budget=budget,
         schema=fixed,

@@ -251,49 +251,74 @@ class CapacityLog(FaultProxy):
         return response
 
 
-def test_one_budget_for_all_workers(dask_client: Any) -> None:
-    # Provisioned well above the budget, so the server never throttles: what holds the rate
-    # is the tasks' own limiters.
-    provisioned, tasks, rows = 240, 2, 650
+PROVISIONED, ROWS = 240, 650
+
+
+@pytest.fixture(scope="module")
+def budget_table() -> Iterator[CapacityLog]:
+    """A provisioned table on the model server, behind a proxy that logs each page's cost.
+
+    Provisioned well above the budgets used, so the server never throttles: what holds the
+    rate is the tasks' own limiters.
+    """
     with ModelServer() as server, CapacityLog("127.0.0.1", server.port or 0) as proxy:
         sync = boto3.client("dynamodb", **where(server.endpoint_url))
         sync.create_table(
             TableName="budget",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            ProvisionedThroughput={"ReadCapacityUnits": provisioned, "WriteCapacityUnits": 1000},
+            ProvisionedThroughput={"ReadCapacityUnits": PROVISIONED, "WriteCapacityUnits": 1000},
         )
-        for start in range(0, rows, 25):
+        for start in range(0, ROWS, 25):
             batch: list[Any] = [
                 {"PutRequest": {"Item": {"pk": {"S": f"k{n:05d}"}, "pad": {"S": "x" * 1000}}}}
                 for n in range(start, start + 25)
             ]
             sync.batch_write_item(RequestItems={"budget": batch})
-        # A tenth of the table's capacity, read once from DescribeTable: 24 RCU/s in all.
-        df: Any = dyn_dask.read_dynamodb(
-            "budget", client_kwargs=where(proxy.url), segments=4, partitions=tasks,
-            rate_limit="10%", concurrency=1, Limit=10,
-        )  # fmt: skip
-        budget = provisioned / 10
-        dask_client.wait_for_workers(tasks, timeout=120)
-        warm(dask_client)
-        proxy.log.clear()
-        frame = df.compute()
-        log = sorted(proxy.log)
-    assert len(frame) == rows
+        yield proxy
+
+
+def read_logged(
+    dask_client: Any, proxy: CapacityLog, *, partitions: int, share: str
+) -> list[tuple[float, int, float]]:
+    """Read the budget table with ``rate_limit=share``; each Scan's arrival, segment, cost."""
+    df: Any = dyn_dask.read_dynamodb(
+        "budget", client_kwargs=where(proxy.url), segments=4, partitions=partitions,
+        rate_limit=share, concurrency=1, Limit=10,
+    )  # fmt: skip
+    dask_client.wait_for_workers(2, timeout=120)
+    warm(dask_client)
+    proxy.log.clear()
+    frame = df.compute()
+    assert len(frame) == ROWS
+    return sorted(proxy.log)
+
+
+def assert_never_above(log: list[tuple[float, int, float]], budget: float, tasks: int) -> None:
     page = max(units for _, _, units in log)
     # A task's bucket starts when its scan is made, a moment before its first request
     # reaches the server (client set-up): a quarter of a second is allowed for that.
     t0 = log[0][0] - 0.25
     consumed = 0.0
+    for when, _, units in log:
+        consumed += units
+        # The buckets may spend their first second's share at once (each starts full), and
+        # go into debt by one page per request in flight (one per task here): never more
+        # than that above the budget.
+        assert consumed <= budget * (when - t0) + budget + tasks * page + 1e-9
+
+
+def test_one_budget_for_all_workers(dask_client: Any, budget_table: CapacityLog) -> None:
+    # A tenth of the table's capacity, read once from DescribeTable: 24 RCU/s in all, split
+    # by segments between two tasks that run at once.
+    budget, tasks = PROVISIONED / 10, 2
+    log = read_logged(dask_client, budget_table, partitions=tasks, share="10%")
+    assert_never_above(log, budget, tasks)
     running = []
+    consumed = 0.0
     for when, _, units in log:
         consumed += units
         running.append((when, consumed))
-        # Each task may spend its first second's share at once (its bucket starts full),
-        # and go into debt by one page per request in flight (one here): never more than
-        # that above the budget.
-        assert consumed <= budget * (when - t0) + budget + tasks * page + 1e-9
     # While both tasks run, past their first second: the two together hold the budget.
     task_of = {s: s // 2 for s in range(4)}  # segments 0-1 and 2-3
     first = {t: min(w for w, s, _ in log if task_of[s] == t) for t in range(tasks)}
@@ -303,6 +328,23 @@ def test_one_budget_for_all_workers(dask_client: Any) -> None:
     inside = [(w, c) for w, c in running if begin <= w <= end]
     rate = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
     assert rate == pytest.approx(budget, rel=0.10)
+
+
+def test_more_partitions_than_threads_share_the_budget_in_slots(
+    dask_client: Any, budget_table: CapacityLog
+) -> None:
+    # 4 partitions on 2 worker threads: split by segments, the 2 running tasks would hold
+    # 3 RCU/s each, half the budget; with one slot per thread they hold 6 each.
+    budget, slots = PROVISIONED / 20, 2
+    log = read_logged(dask_client, budget_table, partitions=4, share="5%")
+    assert_never_above(log, budget, slots)
+    for segment in range(4):  # one task per segment
+        mine = [(w, u) for w, s, u in log if s == segment]
+        start = mine[0][0]
+        after = [(w, u) for w, u in mine if w >= start + 1.0]  # past its bucket's first second
+        assert len(after) >= 3, "a task too short to measure"
+        rate = sum(u for _, u in after[1:]) / (after[-1][0] - after[0][0])
+        assert rate > 1.5 * budget / 4, (segment, rate)
 
 
 # --- the export, written by the cluster's tasks ------------------------------------------------
