@@ -8,7 +8,7 @@ against botocore's own model of the request.
 
 from __future__ import annotations
 
-__all__ = ["Options", "PageColumns", "RESERVED_PARAMS", "validate"]
+__all__ = ["Options", "PageHook", "RESERVED_PARAMS", "validate"]
 
 import math
 from collections.abc import Mapping
@@ -28,7 +28,7 @@ MAX_SEGMENTS = 1_000_000
 DEFAULT_POOL = 10  # botocore's max_pool_connections default
 
 
-class PageColumns(Protocol):
+class PageHook(Protocol):
     """What ``arrow`` puts in place of the JSON parser and the decoder (see ``_columns``)."""
 
     def parse(self, metadata: dict[str, Any], body: bytes | None) -> dict[str, Any]:
@@ -53,7 +53,7 @@ class Options:
     fingerprint: str
     resume: _checkpoint.ResumeState | None
     # Set by ``arrow`` only (never by scan()): pages become columns instead of Python items.
-    columns: PageColumns | None = None
+    columns: PageHook | None = None
 
 
 def _int_option(name: str, value: object, low: int, high: int | None = None) -> int:

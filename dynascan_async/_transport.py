@@ -30,7 +30,7 @@ from ._decode import binary_to_bytes
 from ._direct import DirectTransport
 
 if TYPE_CHECKING:
-    from ._options import PageColumns
+    from ._options import PageHook
 
 _loads: Callable[[bytes], Any]
 try:  # orjson, when installed (the "fast" extra), parses a page several times faster.
@@ -92,7 +92,7 @@ def open_transport(client: Any, kind: str) -> Transport:
 
 
 async def fetch_page(
-    transport: Transport, request: dict[str, Any], *, raw: bool, columns: PageColumns | None = None
+    transport: Transport, request: dict[str, Any], *, raw: bool, columns: PageHook | None = None
 ) -> dict[str, Any]:
     """One Scan call; the answer in the shape ``client.scan`` gives.
 

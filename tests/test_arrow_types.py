@@ -22,7 +22,7 @@ from dynascan_async import arrow
 from dynascan_async._columns import PageParser, items_body, to_batch
 from tests.support.arrow_help import by_value
 from tests.support.helpers import canon
-from tests.test_decode import attribute_values, expected_value, items
+from tests.test_decode import attribute_values, expected_value, items, number_texts
 
 Item = dict[str, Any]
 
@@ -93,6 +93,54 @@ def test_one_parser_over_many_pages(pages: list[list[Item]]) -> None:
             assert len(raw) == 0
             continue
         assert_round_trip(arrow.to_items(to_batch(raw, schema)), page)
+
+
+number_columns = st.one_of(
+    st.sampled_from(
+        [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint32(), pa.uint64()]
+    ),
+    st.integers(1, 38).flatmap(lambda p: st.integers(0, p).map(lambda s: pa.decimal128(p, s))),
+    st.integers(1, 76).flatmap(lambda p: st.integers(0, p).map(lambda s: pa.decimal256(p, s))),
+    st.just(pa.string()).map(lambda _: pa.field("x", pa.string(), metadata={"dynamodb": "N"})),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(column=number_columns, texts=st.lists(number_texts, min_size=1, max_size=6))
+def test_numbers_in_a_column_of_your_own(column: Any, texts: list[str]) -> None:
+    """Any integer or decimal column: a number is in it exactly, or in ``_rest``."""
+    field = column if isinstance(column, pa.Field) else pa.field("x", column)
+    page = [{"x": {"N": text}} for text in texts]
+    batch = arrow.items_to_batch(page, pa.schema([field]))
+    assert_round_trip(arrow.to_items(batch), page)
+    for text, value in zip(texts, batch.column("x").to_pylist(), strict=True):
+        if value is not None:
+            assert Decimal(value) == Decimal(text)
+
+
+@settings(max_examples=25, deadline=None)
+@given(page=st.lists(dense_items, min_size=1, max_size=6))
+def test_large_types_of_your_own(page: list[Item]) -> None:
+    """A schema with large_string, large_binary and large_list holds what the small ones do."""
+
+    def large(type_: pa.DataType) -> pa.DataType:
+        if pa.types.is_string(type_):
+            return pa.large_string()
+        if pa.types.is_binary(type_):
+            return pa.large_binary()
+        if pa.types.is_list(type_):
+            return pa.large_list(type_.value_field.with_type(large(type_.value_type)))
+        if pa.types.is_struct(type_):
+            return pa.struct([f.with_type(large(f.type)) for f in type_])
+        return type_
+
+    inferred = arrow.infer_schema(page)
+    schema = pa.schema(
+        [f if f.name == arrow.REST else f.with_type(large(f.type)) for f in inferred]
+    )
+    batch = arrow.items_to_batch(page, schema)
+    assert batch.schema == schema
+    assert_round_trip(arrow.to_items(batch), page)
 
 
 # -- the type table, case by case -----------------------------------------------------------------
