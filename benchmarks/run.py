@@ -670,7 +670,14 @@ def scenario_arrow(args: argparse.Namespace, run: Run) -> None:
     arrow_batches.scenario(args, run)
 
 
-SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "export", "capacity")
+def scenario_dask(args: argparse.Namespace, run: Run) -> None:
+    """2 Dask worker processes against 1: ``benchmarks/dask_scan.py``."""
+    from benchmarks import dask_scan
+
+    dask_scan.scenario(args, run)
+
+
+SCENARIOS = ("main", "segments", "rss", "rate", "arrow", "export", "capacity", "dask")
 
 
 def main_goals(run: Run) -> None:
@@ -831,7 +838,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="comma-separated: main, segments, rss, rate, arrow, export, capacity, or all",
+        help="comma-separated: main, segments, rss, rate, arrow, export, capacity, dask, or all",
     )
     parser.add_argument(
         "--smoke", action="store_true", help="tiny run for CI; checks counts, not goals"
@@ -947,6 +954,7 @@ def main(argv: list[str] | None = None) -> int:
             ("arrow", scenario_arrow),
             ("export", scenario_export),
             ("capacity", _capacity.scenario),
+            ("dask", scenario_dask),
         ):
             if name not in scenarios:
                 continue

@@ -43,7 +43,15 @@ _NOT_FOR_EXPORT = {
     "--help",
 }
 # The export's own flags; a `scan` flag of the same name (its `--output FILE`) is not copied.
-_OWN = {"--output", "--format", "--rows-per-part", "--row-group-size", "--overwrite"}
+_OWN = {
+    "--output",
+    "--format",
+    "--rows-per-part",
+    "--row-group-size",
+    "--overwrite",
+    "--scheduler",
+    "--partitions",
+}
 
 
 def _bytes(n: float) -> str:
@@ -82,6 +90,17 @@ def add_parser(commands: Any, scan: argparse.ArgumentParser, positive_int: Any) 
         help=f"parquet: rows per row group (default {DEFAULT_ROW_GROUP_SIZE:,})",
     )
     export.add_argument("--overwrite", action="store_true", help="replace a finished export in DIR")
+    export.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="write the parts from the tasks of the Dask cluster at ADDRESS (needs the dask "
+        "extra; DIR must be seen by every worker at the same path)",
+    )
+    export.add_argument(
+        "--partitions",
+        type=positive_int,
+        help="with --scheduler: parts (tasks) of whole segments (default: the cluster's threads)",
+    )
     export.set_defaults(count=False, raw=False, checkpoint=None)
 
 
@@ -154,6 +173,12 @@ async def run_export(
     from .._errors import CheckpointError
     from ..export import export_table
 
+    if args.scheduler:
+        from .._dask_cli import run_cluster_export
+
+        return await anyio.to_thread.run_sync(
+            lambda: run_cluster_export(args, err, scan_params=scan_params)
+        )
     show = args.progress == "always" or (args.progress == "auto" and err.isatty())
     progress = _Progress(err, show)
     caught: list[int] = []
