@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._capacity import parse_share, table_capacity
 from ._dask_task import ReadPartition, run_sync, to_frame
 from ._options import MAX_SEGMENTS
 from ._partitions import Partition, plan
@@ -103,50 +104,10 @@ def _layout(
     return groups, slots
 
 
-async def _table_capacity(client: Any, table: str, index: str | None) -> float:
-    """The read capacity a ``"P%"`` budget is a share of, from DescribeTable."""
-    described = (await client.describe_table(TableName=table))["Table"]
-    where = f"table {table!r}"
-    source: Mapping[str, Any] = described
-    if index is not None:
-        indexes = {i["IndexName"]: i for i in described.get("GlobalSecondaryIndexes", [])}
-        if index not in indexes:
-            # A local secondary index shares the table's capacity.
-            source = described
-        else:
-            source = indexes[index]
-            where = f"index {index!r} of table {table!r}"
-    provisioned = source.get("ProvisionedThroughput", {}).get("ReadCapacityUnits") or 0
-    if provisioned > 0:
-        return float(provisioned)
-    on_demand = source.get("OnDemandThroughput", {}).get("MaxReadRequestUnits") or 0
-    if on_demand > 0:
-        return float(on_demand)
-    raise ValueError(
-        f"{where} is on-demand without a maximum read rate: a percentage of its capacity "
-        "means nothing; give rate_limit in read capacity units per second"
-    )
-
-
-def _percent(value: str) -> float:
-    text = value.strip()
-    try:
-        if not text.endswith("%"):
-            raise ValueError
-        percent = float(text[:-1])
-    except ValueError:
-        raise ValueError(
-            f'rate_limit must be a number of RCU/s or a share like "50%", got {value!r}'
-        ) from None
-    if not (math.isfinite(percent) and 0 < percent <= 100):
-        raise ValueError(f"rate_limit must be a share between 0% and 100%, got {value!r}")
-    return percent
-
-
 def _rate(value: Any) -> float | str | None:
     if value is None or isinstance(value, str):
         if isinstance(value, str):
-            _percent(value)
+            parse_share(value)
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"rate_limit must be a number or a string like '50%', not {value!r}")
@@ -188,8 +149,8 @@ async def _plan(
         )
         budget: float | None
         if isinstance(rate_limit, str):
-            capacity = await _table_capacity(client, table, scan_params.get("IndexName"))
-            budget = capacity * _percent(rate_limit) / 100
+            capacity = await table_capacity(client, table, scan_params.get("IndexName"))
+            budget = capacity * parse_share(rate_limit)
         else:
             budget = rate_limit
         if schema is None and sample:
