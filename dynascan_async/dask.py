@@ -22,7 +22,6 @@ from __future__ import annotations
 
 __all__ = ["export_table", "read_dynamodb"]
 
-import math
 import os
 import uuid
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._capacity import parse_share, table_capacity
 from ._dask_task import ReadPartition, run_sync, to_frame
-from ._options import MAX_SEGMENTS
+from ._options import MAX_SEGMENTS, int_option, rate_option
 from ._partitions import Partition, plan
 from ._retry import RetryPolicy
 
@@ -44,14 +43,6 @@ if TYPE_CHECKING:
 SAMPLE_ITEMS = 1000
 # Never pickled into the graph: the workers take credentials from their own environment.
 _SECRET_KWARGS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-
-
-def _int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:,} and {high:,}, got {value!r}")
-    return value
 
 
 def _client_kwargs(value: Any) -> dict[str, Any]:
@@ -105,15 +96,10 @@ def _layout(
 
 
 def _rate(value: Any) -> float | str | None:
-    if value is None or isinstance(value, str):
-        if isinstance(value, str):
-            parse_share(value)
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"rate_limit must be a number or a string like '50%', not {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"rate_limit must be a finite number > 0, got {value!r}")
-    return float(value)
+    """``rate_limit`` checked as ``scan()`` checks it; a share stays a string until
+    ``_plan`` reads the capacity it is a share of."""
+    rate, share = rate_option(value)
+    return value if share is not None else rate
 
 
 async def _plan(
@@ -219,9 +205,9 @@ def read_dynamodb(
     if not isinstance(table, str):
         raise TypeError(f"table must be a str, not {type(table).__name__}")
     kwargs = _client_kwargs(client_kwargs)
-    segments = _int("segments", segments, 1, MAX_SEGMENTS)
+    segments = int_option("segments", segments, 1, MAX_SEGMENTS)
     if partitions is not None:
-        partitions = _int("partitions", partitions, 1, segments)
+        partitions = int_option("partitions", partitions, 1, segments)
     rate = _rate(rate_limit)
     if schema is not None:
         import pyarrow
@@ -304,10 +290,10 @@ def export_table(
     if format not in export.FORMATS:
         raise ValueError(f"format must be one of {', '.join(export.FORMATS)}, got {format!r}")
     kwargs = _client_kwargs(client_kwargs)
-    segments = _int("segments", segments, 1, MAX_SEGMENTS)
+    segments = int_option("segments", segments, 1, MAX_SEGMENTS)
     if partitions is not None:
-        partitions = _int("partitions", partitions, 1, segments)
-    retries = _int("retries", retries, 0, 1000)
+        partitions = int_option("partitions", partitions, 1, segments)
+    retries = int_option("retries", retries, 0, 1000)
     rate = _rate(rate_limit)
     if client is None:
         import distributed
