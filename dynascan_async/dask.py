@@ -102,6 +102,22 @@ def _rate(value: Any) -> float | str | None:
     return value if share is not None else rate
 
 
+def _check(
+    table: object,
+    client_kwargs: Any,
+    segments: object,
+    partitions: object,
+    rate_limit: object,
+) -> tuple[dict[str, Any], int, int | None, float | str | None]:
+    """The options every entry point here takes, checked before anything connects."""
+    if not isinstance(table, str):
+        raise TypeError(f"table must be a str, not {type(table).__name__}")
+    kwargs = _client_kwargs(client_kwargs)
+    total = int_option("segments", segments, 1, MAX_SEGMENTS)
+    parts = None if partitions is None else int_option("partitions", partitions, 1, total)
+    return kwargs, total, parts, _rate(rate_limit)
+
+
 async def _plan(
     table: str,
     *,
@@ -202,13 +218,9 @@ def read_dynamodb(
     first items of a sample scan), so ``df.dtypes`` is known without computing. A task that
     fails or loses its worker is run again by Dask and reads its segments from the start.
     """
-    if not isinstance(table, str):
-        raise TypeError(f"table must be a str, not {type(table).__name__}")
-    kwargs = _client_kwargs(client_kwargs)
-    segments = int_option("segments", segments, 1, MAX_SEGMENTS)
-    if partitions is not None:
-        partitions = int_option("partitions", partitions, 1, segments)
-    rate = _rate(rate_limit)
+    kwargs, segments, partitions, rate = _check(
+        table, client_kwargs, segments, partitions, rate_limit
+    )
     if schema is not None:
         import pyarrow
 
@@ -285,16 +297,12 @@ def export_table(
     from . import export
     from ._dask_export import export_on_cluster
 
-    if not isinstance(table, str):
-        raise TypeError(f"table must be a str, not {type(table).__name__}")
+    kwargs, segments, partitions, rate = _check(
+        table, client_kwargs, segments, partitions, rate_limit
+    )
     if format not in export.FORMATS:
         raise ValueError(f"format must be one of {', '.join(export.FORMATS)}, got {format!r}")
-    kwargs = _client_kwargs(client_kwargs)
-    segments = int_option("segments", segments, 1, MAX_SEGMENTS)
-    if partitions is not None:
-        partitions = int_option("partitions", partitions, 1, segments)
     retries = int_option("retries", retries, 0, 1000)
-    rate = _rate(rate_limit)
     if client is None:
         import distributed
 
