@@ -71,7 +71,7 @@ Adaptive control needs the capacity each page consumed; with
 
 from __future__ import annotations
 
-__all__ = ["Controller", "Tuning", "capacity_of", "parse_share"]
+__all__ = ["Controller", "Tuning", "capacity_of", "parse_share", "table_capacity"]
 
 import math
 import re
@@ -133,11 +133,20 @@ def capacity_of(described: Mapping[str, Any], *, table: str, index: str | None) 
     if units is not None:
         return units
     raise ValueError(
-        f"rate_limit as a share needs the read capacity of {what}, but it is on-demand "
+        f"rate_limit as a share needs the read capacity of {what}, but {what} is on-demand "
         "(PAY_PER_REQUEST) with no OnDemandThroughput.MaxReadRequestUnits, so it has no "
         "capacity figure to take a share of: pass rate_limit as read capacity units per "
         "second instead (for example rate_limit=1000), or set MaxReadRequestUnits on it"
     )
+
+
+async def table_capacity(client: Any, table: str, index: str | None) -> float:
+    """The read capacity (RCU/s) of ``table`` or its ``index``: one DescribeTable call.
+
+    For callers that need the figure once, up front (``dask`` splits it between its
+    tasks before any runs); a scan's own :class:`Controller` keeps it up to date instead.
+    """
+    return capacity_of(await client.describe_table(TableName=table), table=table, index=index)
 
 
 @dataclass(frozen=True)

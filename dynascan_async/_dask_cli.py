@@ -23,7 +23,7 @@ def run_cluster_export(
     try:
         import distributed
 
-        from .dask import export_table
+        from .dask import _cluster_threads, export_table
     except ImportError as exc:
         err.write(f"dynascan: --scheduler needs the dask extra ({exc})\n")
         return 2
@@ -42,8 +42,7 @@ def run_cluster_export(
     try:
         segments = args.total_segments
         if segments is None:
-            workers = client.scheduler_info().get("workers", {}).values()
-            segments = 4 * max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+            segments = 4 * (_cluster_threads(client) or 1)
         manifest = export_table(
             args.table_name,
             args.output,

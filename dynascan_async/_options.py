@@ -8,7 +8,7 @@ against botocore's own model of the request.
 
 from __future__ import annotations
 
-__all__ = ["Options", "PageHook", "RESERVED_PARAMS", "validate"]
+__all__ = ["Options", "PageHook", "RESERVED_PARAMS", "int_option", "rate_option", "validate"]
 
 import math
 from collections.abc import Mapping
@@ -60,13 +60,34 @@ class Options:
     columns: PageHook | None = None
 
 
-def _int_option(name: str, value: object, low: int, high: int | None = None) -> int:
+def int_option(name: str, value: object, low: int, high: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) in ``[low, high]``; else the error to raise.
+
+    Shared by every entry point that takes counts (``scan()``, ``dask``, ``export``), so
+    that a bad count reads the same wherever it is given.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < low or (high is not None and value > high):
         bounds = f"between {low:,} and {high:,}" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
     return value
+
+
+def rate_option(value: object) -> tuple[float | None, float | None]:
+    """``rate_limit`` checked: ``(RCU/s, None)``, ``(None, share)`` for ``"P%"``, or
+    ``(None, None)``; else the error to raise (as ``int_option``, for every entry point)."""
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        return None, parse_share(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"rate_limit must be a number or a share such as '50%', not {type(value).__name__}"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"rate_limit must be a finite number > 0, got {value!r}")
+    return float(value), None
 
 
 def _pool_size(client: Any) -> int:
@@ -158,22 +179,10 @@ def validate(
         # DynamoDB accepts 3 to 255 characters for a name and 1024 for an ARN.
         raise ValueError(f"table must be a table name or ARN, got {table!r}")
     if segments is not None:
-        segments = _int_option("segments", segments, 1, MAX_SEGMENTS)
+        segments = int_option("segments", segments, 1, MAX_SEGMENTS)
     if concurrency is not None:
-        concurrency = _int_option("concurrency", concurrency, 1)
-    rate_share = None
-    if isinstance(rate_limit, str):
-        rate_share = parse_share(rate_limit)
-        rate_limit = None
-    elif rate_limit is not None:
-        if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float):
-            raise TypeError(
-                "rate_limit must be a number or a share such as '50%', "
-                f"not {type(rate_limit).__name__}"
-            )
-        if not (math.isfinite(rate_limit) and rate_limit > 0):
-            raise ValueError(f"rate_limit must be a finite number > 0, got {rate_limit!r}")
-        rate_limit = float(rate_limit)
+        concurrency = int_option("concurrency", concurrency, 1)
+    rate_limit, rate_share = rate_option(rate_limit)
     if (rate_limit is not None or rate_share is not None) and scan_params.get(
         "ReturnConsumedCapacity"
     ) == "NONE":
@@ -209,7 +218,7 @@ def validate(
     if buffer_pages is None:
         buffer_pages = max(2, min(concurrency, segments))
     else:
-        buffer_pages = _int_option("buffer_pages", buffer_pages, 1)
+        buffer_pages = int_option("buffer_pages", buffer_pages, 1)
 
     request = {"TableName": table, "TotalSegments": segments, **scan_params}
     request.setdefault("ReturnConsumedCapacity", "TOTAL")

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 __all__ = ["export_table", "read_dynamodb"]
 
-import math
 import os
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._capacity import parse_share, table_capacity
 from ._dask_task import ReadPartition, run_sync, to_frame
-from ._options import MAX_SEGMENTS
+from ._options import MAX_SEGMENTS, int_option, rate_option
 from ._partitions import Partition, plan
 from ._retry import RetryPolicy
 
@@ -43,14 +43,6 @@ if TYPE_CHECKING:
 SAMPLE_ITEMS = 1000
 # Never pickled into the graph: the workers take credentials from their own environment.
 _SECRET_KWARGS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-
-
-def _int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:,} and {high:,}, got {value!r}")
-    return value
 
 
 def _client_kwargs(value: Any) -> dict[str, Any]:
@@ -103,56 +95,27 @@ def _layout(
     return groups, slots
 
 
-async def _table_capacity(client: Any, table: str, index: str | None) -> float:
-    """The read capacity a ``"P%"`` budget is a share of, from DescribeTable."""
-    described = (await client.describe_table(TableName=table))["Table"]
-    where = f"table {table!r}"
-    source: Mapping[str, Any] = described
-    if index is not None:
-        indexes = {i["IndexName"]: i for i in described.get("GlobalSecondaryIndexes", [])}
-        if index not in indexes:
-            # A local secondary index shares the table's capacity.
-            source = described
-        else:
-            source = indexes[index]
-            where = f"index {index!r} of table {table!r}"
-    provisioned = source.get("ProvisionedThroughput", {}).get("ReadCapacityUnits") or 0
-    if provisioned > 0:
-        return float(provisioned)
-    on_demand = source.get("OnDemandThroughput", {}).get("MaxReadRequestUnits") or 0
-    if on_demand > 0:
-        return float(on_demand)
-    raise ValueError(
-        f"{where} is on-demand without a maximum read rate: a percentage of its capacity "
-        "means nothing; give rate_limit in read capacity units per second"
-    )
-
-
-def _percent(value: str) -> float:
-    text = value.strip()
-    try:
-        if not text.endswith("%"):
-            raise ValueError
-        percent = float(text[:-1])
-    except ValueError:
-        raise ValueError(
-            f'rate_limit must be a number of RCU/s or a share like "50%", got {value!r}'
-        ) from None
-    if not (math.isfinite(percent) and 0 < percent <= 100):
-        raise ValueError(f"rate_limit must be a share between 0% and 100%, got {value!r}")
-    return percent
-
-
 def _rate(value: Any) -> float | str | None:
-    if value is None or isinstance(value, str):
-        if isinstance(value, str):
-            _percent(value)
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"rate_limit must be a number or a string like '50%', not {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"rate_limit must be a finite number > 0, got {value!r}")
-    return float(value)
+    """``rate_limit`` checked as ``scan()`` checks it; a share stays a string until
+    ``_plan`` reads the capacity it is a share of."""
+    rate, share = rate_option(value)
+    return value if share is not None else rate
+
+
+def _check(
+    table: object,
+    client_kwargs: Any,
+    segments: object,
+    partitions: object,
+    rate_limit: object,
+) -> tuple[dict[str, Any], int, int | None, float | str | None]:
+    """The options every entry point here takes, checked before anything connects."""
+    if not isinstance(table, str):
+        raise TypeError(f"table must be a str, not {type(table).__name__}")
+    kwargs = _client_kwargs(client_kwargs)
+    total = int_option("segments", segments, 1, MAX_SEGMENTS)
+    parts = None if partitions is None else int_option("partitions", partitions, 1, total)
+    return kwargs, total, parts, _rate(rate_limit)
 
 
 async def _plan(
@@ -188,8 +151,8 @@ async def _plan(
         )
         budget: float | None
         if isinstance(rate_limit, str):
-            capacity = await _table_capacity(client, table, scan_params.get("IndexName"))
-            budget = capacity * _percent(rate_limit) / 100
+            capacity = await table_capacity(client, table, scan_params.get("IndexName"))
+            budget = capacity * parse_share(rate_limit)
         else:
             budget = rate_limit
         if schema is None and sample:
@@ -255,13 +218,9 @@ def read_dynamodb(
     first items of a sample scan), so ``df.dtypes`` is known without computing. A task that
     fails or loses its worker is run again by Dask and reads its segments from the start.
     """
-    if not isinstance(table, str):
-        raise TypeError(f"table must be a str, not {type(table).__name__}")
-    kwargs = _client_kwargs(client_kwargs)
-    segments = _int("segments", segments, 1, MAX_SEGMENTS)
-    if partitions is not None:
-        partitions = _int("partitions", partitions, 1, segments)
-    rate = _rate(rate_limit)
+    kwargs, segments, partitions, rate = _check(
+        table, client_kwargs, segments, partitions, rate_limit
+    )
     if schema is not None:
         import pyarrow
 
@@ -338,16 +297,12 @@ def export_table(
     from . import export
     from ._dask_export import export_on_cluster
 
-    if not isinstance(table, str):
-        raise TypeError(f"table must be a str, not {type(table).__name__}")
+    kwargs, segments, partitions, rate = _check(
+        table, client_kwargs, segments, partitions, rate_limit
+    )
     if format not in export.FORMATS:
         raise ValueError(f"format must be one of {', '.join(export.FORMATS)}, got {format!r}")
-    kwargs = _client_kwargs(client_kwargs)
-    segments = _int("segments", segments, 1, MAX_SEGMENTS)
-    if partitions is not None:
-        partitions = _int("partitions", partitions, 1, segments)
-    retries = _int("retries", retries, 0, 1000)
-    rate = _rate(rate_limit)
+    retries = int_option("retries", retries, 0, 1000)
     if client is None:
         import distributed
 

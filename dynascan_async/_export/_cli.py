@@ -10,8 +10,8 @@ being written is committed with its checkpoint before the process exits (status
 128 + the signal's number) and the same command continues from there. ``kill -9``
 cannot be caught; it loses at most the part being written, which the next run reads
 again. A second signal during the first one's commit ends the process at once, with the
-same guarantee. (``trust-cli``'s ``_signals.stop_on_signals`` does the same for ``scan``;
-this module can switch to it once both are merged.)
+same guarantee. The handling is :func:`dynascan_async._signals.stop_on_signals`, the
+one ``dynascan scan`` uses.
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ from __future__ import annotations
 __all__ = ["add_parser", "run_export"]
 
 import argparse
-import os
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TextIO
 
 import anyio
 
+from .._signals import Interrupted, stop_on_signals
 from ._errors import ExportError
 from ._formats import DEFAULT_ROW_GROUP_SIZE, DEFAULT_ROWS_PER_PART, FORMATS
 from ._manifest import ExportProgress
@@ -131,42 +128,6 @@ class _Progress:
             self.stream.flush()
 
 
-@contextmanager
-def _signals_cancel(scope: anyio.CancelScope, caught: list[int]) -> Iterator[None]:
-    """SIGINT/SIGTERM/SIGHUP cancel ``scope`` (delivered at an await, like Ctrl-C); a
-    second one ends the process at once."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    installed = []
-
-    def on_signal(signum: int) -> None:
-        if caught:
-            # A second signal while the first one's commit runs: the person (or the
-            # supervisor) insists. End now, as the signal's default action would; what
-            # is committed stays committed, the rest is read again next time.
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        caught.append(signum)
-        scope.cancel()
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        signum = getattr(signal, name, None)
-        if signum is None:
-            continue
-        try:
-            loop.add_signal_handler(signum, on_signal, signum)
-        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
-            continue  # Windows, or not the main thread: the default action stays
-        installed.append(signum)
-    try:
-        yield
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-
 async def run_export(
     args: argparse.Namespace, err: TextIO, *, scan_params: dict[str, Any], session: Any
 ) -> int:
@@ -181,13 +142,14 @@ async def run_export(
         )
     show = args.progress == "always" or (args.progress == "auto" and err.isatty())
     progress = _Progress(err, show)
-    caught: list[int] = []
     started = time.monotonic()
-    manifest = None
-    async with session.create_client(
-        "dynamodb", endpoint_url=args.endpoint_url, region_name=args.region
-    ) as client:
-        with anyio.CancelScope() as scope, _signals_cancel(scope, caught):
+    try:
+        async with (
+            session.create_client(
+                "dynamodb", endpoint_url=args.endpoint_url, region_name=args.region
+            ) as client,
+            stop_on_signals(),
+        ):
             try:
                 manifest = await export_table(
                     client,
@@ -221,13 +183,12 @@ async def run_export(
                 return 1
             finally:
                 progress.close()
-    if manifest is None:
-        name = signal.Signals(caught[0]).name if caught else "a cancellation"
+    except Interrupted as exc:
         err.write(
-            f"dynascan: interrupted by {name}; the export's progress is kept in "
+            f"dynascan: interrupted by {exc.name}; the export's progress is kept in "
             f"{args.output}: run the same command again to continue\n"
         )
-        return 128 + (caught[0] if caught else signal.SIGINT)
+        return exc.exit_status
     stats = manifest.stats
     elapsed = time.monotonic() - started
     this_run = stats.items if stats is not None else 0

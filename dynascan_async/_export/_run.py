@@ -37,6 +37,7 @@ import anyio
 import anyio.to_thread
 
 from .._checkpoint import fingerprint
+from .._options import int_option
 from .._stats import ScanStats
 from . import _layout
 from ._errors import ExportError, ExportExistsError, ExportMismatchError
@@ -66,14 +67,6 @@ def _schema_from_text(text: str) -> Any:
     import pyarrow as pa
 
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
-
-
-def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 class _Export:
@@ -304,8 +297,8 @@ async def export_table(
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    rows_per_part = _check_count("rows_per_part", rows_per_part)
-    row_group_size = _check_count("row_group_size", row_group_size)
+    rows_per_part = int_option("rows_per_part", rows_per_part, 1)
+    row_group_size = int_option("row_group_size", row_group_size, 1)
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
     if not (isinstance(progress_interval, int | float) and math.isfinite(progress_interval)):
@@ -548,7 +541,7 @@ async def write_part(
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    row_group_size = _check_count("row_group_size", row_group_size)
+    row_group_size = int_option("row_group_size", row_group_size, 1)
     source = _open_source(
         format,
         client,
