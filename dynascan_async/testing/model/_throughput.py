@@ -66,8 +66,16 @@ class Bucket:
         self.level -= units
 
     def set_rate(self, rate: float, now: float) -> None:
-        """A new rate from now on: what was saved up (or owed) stays, capped at the new burst."""
+        """A new rate from now on: what was saved up stays, capped at the new burst.
+
+        A raise forgives what the old rate left owing and brings the added capacity's own
+        burst, as a new bucket starts full: DynamoDB serves at a raised capacity as soon as
+        UpdateTable returns, where a debt carried over (or an empty balance refilled only
+        as fast as back-to-back reads spend it) would refuse reads after the raise.
+        """
         self._refill(now)
+        if rate > self.rate:
+            self.level = max(self.level, 0.0) + (rate - self.rate) * self.burst_seconds
         self.rate = rate
         self.level = min(self.level, self.burst)
 
