@@ -30,18 +30,29 @@ as TCP CUBIC does, never above the ceiling:
   the old rate and say nothing about the new one) and at least ``min_interval`` (half a
   second, one measuring bin) after it. Otherwise a burst of sixteen throttled responses
   would cut the rate to 0.7**16 of itself, far below what the table serves. The one
-  exception is a rate still far too high: when most of the requests sent since the last
-  drop (and at least three pages; a page retried into the same partition's debt counts
-  once) were throttled, the next drop comes at once and halves the
-  rate (as TCP does leaving slow start). That is what a scan meets when the table's
+  exception is a rate still far too high, which only the first episode of a scan can
+  have (a rate read off the table's burst, or a ceiling above what the table serves):
+  there, when most of the requests sent since the last drop (and at least three pages;
+  a page retried into the same partition's debt counts once) were throttled, the next
+  drop comes at once and quarters the rate. That is what a scan meets when the table's
   burst capacity runs out under sixteen segments reading flat out; half a second per
-  drop would cost a hundred throttled requests there. Such a fast drop keeps the
-  ``w_max`` its episode began with; the climb then aims at it more slowly, and the next
-  regular drop settles where the table really is.
+  drop would cost a hundred throttled requests there. Later, most requests failing
+  right after a drop says only that the table is repaying the debt an overshoot left,
+  and dropping again would take the rate to the floor.
+* After such a fast drop the rate probes: it doubles every half second until the next
+  throttle, which is a regular drop. The episode's ``w_max`` came from the burst and is
+  no guide (a cubic climb aimed at it would be back above the table within half a
+  second), and the fast drops went through the debt, when the table serves nothing at
+  all, so the rate is usually far below the table: doubling finds it in a few steps,
+  and the regular drop that ends the probe starts the cubic climb from a ``w_max`` the
+  table really served.
+* A throttled attempt keeps the estimate it drew from the bucket (the engine refunds
+  other failures): a retry is a request at the table too, and retries that cost nothing
+  would go out as fast as the backoff allows, all of them refused while the table is in
+  debt.
 * The climb: ``rate(t) = w_max * (1 + c * (t - K)**3)`` with ``t`` the time since the
   drop, ``w_max`` the rate at which the table throttled, and ``c`` chosen so that
-  ``rate(0) = beta * w_max`` (after a fast drop, ``K`` is worked out from the rate the
-  climb starts at). The curve rises quickly at first, flattens out around
+  ``rate(0) = beta * w_max``. The curve rises quickly at first, flattens out around
   ``w_max`` (reached after ``K`` = ``recover`` seconds, 6 s) and only then probes beyond
   it, ever faster. Compared with an additive climb this spends most of its time close
   to the rate the table was last seen to serve, which is where a scan wants to be: the
@@ -182,7 +193,9 @@ _RELEASE = 2.0
 # Drop again before min_interval when at least this many requests sent since the last
 # drop were throttled, and more of them than were read: the rate is still far too high.
 _FAST_DROP = 3
-_FAST_BETA = 0.5
+_FAST_BETA = 0.25
+# After a fast drop the rate doubles every this many seconds until the next throttle.
+_PROBE_DOUBLING = 0.5
 
 
 class Controller:
@@ -212,8 +225,10 @@ class Controller:
         "_k",
         "_next_change",
         "_next_refresh",
+        "_probe_from",
         "_reading",
         "_ready",
+        "_regular_drops",
         "_share",
         "_started",
         "_table",
@@ -254,6 +269,11 @@ class Controller:
         self._c = (1.0 - tuning.beta) / tuning.recover**3
         # CUBIC's K: seconds from the last drop until the climb is back at w_max.
         self._k = tuning.recover
+        # After a fast drop, the rate the climb doubles from; None: the cubic climb.
+        self._probe_from: float | None = None
+        # Regular drops since the scan began or was last let go unlimited: fast drops
+        # only follow the first (see throttled).
+        self._regular_drops = 0
         now = tuning.clock()
         self._started = now
         self._dropped_at = -math.inf
@@ -337,6 +357,7 @@ class Controller:
             return
         if old is None or self.ceiling > old:
             self.w_max = 0.0  # at the ceiling, not recovering
+            self._regular_drops = 0  # a new ceiling may be far too high: a first episode
             self._set(self.ceiling)
         elif self.rate is None or self.rate > self.ceiling:
             self._set(self.ceiling)
@@ -374,12 +395,17 @@ class Controller:
         if self.w_max <= 0 or now < self._next_change:
             return
         self._next_change = now + self._tuning.step
-        t = now - self._dropped_at - self._k
-        target = self.w_max * (1.0 + self._c * t * t * t)
+        since = now - self._dropped_at
+        if self._probe_from is not None:
+            target = self._probe_from * 2.0 ** (since / _PROBE_DOUBLING)
+        else:
+            t = since - self._k
+            target = self.w_max * (1.0 + self._c * t * t * t)
         ceiling = self.ceiling
         if ceiling is None:
             if target >= _RELEASE * self.w_max:
                 self.w_max = 0.0  # done: unlimited again until the next throttle
+                self._regular_drops = 0
                 self._set(None)
                 return
         elif target >= ceiling:
@@ -411,9 +437,18 @@ class Controller:
             self._fresh_throttles += 1
         fast = now - dropped_at < self._tuning.min_interval
         if fast and not (
-            self._fresh_throttles >= _FAST_DROP and self._fresh_throttles > self._fresh_reads
+            self._regular_drops <= 1
+            and self._fresh_throttles >= _FAST_DROP
+            and self._fresh_throttles > self._fresh_reads
         ):
-            return  # too soon after the last drop, unless most requests since have failed
+            # Too soon after the last drop, unless most requests since have failed in
+            # the first episode: only then can the rate be far too high (read off the
+            # table's burst, or a ceiling above what the table serves). Later, a rate
+            # has come from a climb the table served, and most requests failing right
+            # after a drop means the table is repaying the debt of that overshoot.
+            return
+        if not fast:
+            self._regular_drops += 1
         self._fresh_throttles = self._fresh_reads = 0
         self._measure(0.0, now)
         measured = self.measured
@@ -434,10 +469,15 @@ class Controller:
         rate = max(floor, (_FAST_BETA if fast else self._tuning.beta) * basis)
         if not fast or self.w_max <= rate:
             self.w_max = max(basis, floor)
-        # else: a fast drop keeps the w_max its episode began with, and the climb from
-        # the lower rate takes longer to reach it (CUBIC's K from w_max and the rate):
-        # where the table really is gets settled by the next regular drop.
         self._k = ((self.w_max - rate) / (self._c * self.w_max)) ** (1 / 3)
+        # A fast drop keeps the w_max its episode began with, but that figure is no
+        # guide: it was read off the table's burst, and the drops that followed went
+        # through the debt the burst left, when the table serves nothing at all. So the
+        # rate neither knows where the table is nor aims at the old w_max (the cubic
+        # would race back there); it probes, doubling every half second from the low
+        # rate, and the next throttle is a regular drop that starts a cubic climb at a
+        # w_max the table really served.
+        self._probe_from = rate if fast else None
         self._dropped_at = now
         self._next_change = now + self._tuning.step
         self._set(rate)

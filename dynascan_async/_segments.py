@@ -244,6 +244,7 @@ class Engine:
         retry = 0
         throttled_at = -math.inf  # when this page's last throttled attempt was sent
         while True:
+            throttled = False
             if control.due():  # a "P%" scan's DescribeTable: first, then every few minutes
                 try:
                     await control.refresh()
@@ -291,7 +292,11 @@ class Engine:
                 counters.retries += 1
             finally:
                 if limiter is not None and not settled:
-                    limiter.settle(estimate, 0.0)
+                    # A throttled attempt keeps its estimate: it read nothing, but it was
+                    # a request at the table, and retries that cost nothing would go out
+                    # as fast as the backoff lets them while the table repays its debt.
+                    # Any other failure gives the estimate back.
+                    limiter.settle(estimate, estimate if throttled else 0.0)
             await anyio.sleep(options.retry.delay(retry))
             retry += 1
 

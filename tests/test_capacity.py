@@ -196,6 +196,41 @@ async def test_a_throttling_table_is_read_exactly_once_and_the_rate_drops(
     assert min(engaged) < 30.0
 
 
+async def test_throttled_attempts_spend_their_estimate_so_retries_are_paced() -> None:
+    # A table serving 10 units a second, read at a fixed 20 (adaptive control off) by
+    # 8 segments whose backoff is a millisecond. A throttled attempt keeps the estimate
+    # it drew from the bucket, so attempts, failed or not, stay within the rate. Were
+    # failures refunded, the retries would go out as fast as the round trips allow
+    # (thousands a second here) while the table refuses them.
+    async with model() as client:
+        on_demand: dict[str, Any] = {
+            "BillingMode": "PAY_PER_REQUEST",
+            "OnDemandThroughput": {"MaxReadRequestUnits": 10},
+        }
+        await client.create_table(**_spec("paced", **on_demand))
+        items = _items(40, size=3000)  # one unit each, read consistently
+        await _fill(client, "paced", items)
+        scan = dynascan_async.scan(
+            client,
+            "paced",
+            segments=8,
+            Limit=2,
+            ConsistentRead=True,
+            rate_limit=20,
+            deserialize=False,
+            retry=dynascan_async.RetryPolicy(max_attempts=10_000, base=0.001, cap=0.001),
+            _tuning=Tuning(adaptive=False),
+        )
+        with anyio.fail_after(60):
+            got, _ = await _scan_watching_the_rate(scan)
+    assert_same_items(got, items)
+    stats = scan.stats
+    assert stats.throttles > 0
+    # Pages cost 2 units (1 for the last of a segment); the estimate follows them from 1.
+    budget = 20 * stats.elapsed + 20  # the rate over the scan, plus its 1-second burst
+    assert stats.pages + stats.throttles <= budget, (stats, budget)
+
+
 async def test_botocore_retries_count_as_throttles() -> None:
     # With botocore's own retries the library sees RetryAttempts, not the throttles.
     async with serve_model() as url:

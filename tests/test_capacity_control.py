@@ -321,8 +321,8 @@ def test_a_rate_still_far_too_high_drops_again_at_once() -> None:
     assert control.rate == first  # two are not enough to tell
     clock.now += 0.01
     control.throttled(clock.now - 0.005)
-    assert control.rate == pytest.approx(first / 2)  # halved: far too high
-    assert control.w_max == w_max  # the episode's w_max: the climb aims there, slower
+    assert control.rate == pytest.approx(first / 4)  # quartered: far too high
+    assert control.w_max == w_max  # the episode's w_max, kept for the release
     # A few throttles among many reads right after a drop are the same event.
     second = control.rate
     for _ in range(10):
@@ -350,4 +350,65 @@ def test_a_page_retried_into_the_same_debt_counts_once_towards_a_fast_drop() -> 
         clock.now += 0.01
         control.throttled(clock.now - 0.005)
     assert first is not None
-    assert control.rate == pytest.approx(first / 2)
+    assert control.rate == pytest.approx(first / 4)
+
+
+def _fast_drop(control: Controller, clock: Clock) -> None:
+    """Three requests sent since the last drop, all throttled, 10 ms apart."""
+    for _ in range(3):
+        clock.now += 0.01
+        control.throttled(clock.now - 0.005)
+
+
+def test_after_a_fast_drop_the_rate_doubles_until_the_next_throttle() -> None:
+    clock = Clock()
+    control, _, _ = make(clock)
+    run_at(control, clock, 2000.0, 0.2, page=10.0)  # the table's burst, read flat out
+    control.throttled(clock.now - 0.01)
+    _fast_drop(control, clock)
+    _fast_drop(control, clock)
+    low = control.rate
+    assert low is not None
+    assert low == pytest.approx(0.7 * 2000.0 / 16, rel=0.1)
+    # Not a cubic race back to the burst's 2000 (that took 0.5 s to reach 400 before):
+    # twice the rate every half second, whatever the table serves meanwhile.
+    rates = []
+    for _ in range(4):
+        run_at(control, clock, control.rate or 0.0, 0.5, page=1.0)
+        rates.append(control.rate or 0.0)
+    for got, doublings in zip(rates, (1, 2, 3, 4), strict=True):
+        assert got == pytest.approx(low * 2**doublings, rel=0.15)
+    # The next throttle is a regular drop, from what the table served: cubic from there.
+    probed = rates[-1]
+    clock.now += 0.6
+    control.throttled(clock.now - 0.01)
+    assert control.rate is not None
+    assert control.rate < probed
+    assert control.w_max <= probed
+    before = control.rate
+    run_at(control, clock, before, 1.0, page=1.0)
+    assert before < (control.rate or 0.0) < control.w_max  # climbing, concave, below w_max
+
+
+def test_fast_drops_belong_to_the_first_episode_only() -> None:
+    clock = Clock()
+    control, _, _ = make(clock, rate_limit=400.0)
+    run_at(control, clock, 400.0, 2.0, page=10.0)
+    control.throttled(clock.now - 0.01)  # the first episode: a ceiling the table refuses
+    first = control.rate
+    assert first is not None
+    _fast_drop(control, clock)
+    assert control.rate == pytest.approx(first / 4)
+    run_at(control, clock, control.rate or 0.0, 3.0, page=1.0)
+    clock.now += 0.6
+    control.throttled(clock.now - 0.01)  # a later episode: a regular drop ...
+    second = control.rate
+    assert second is not None
+    # ... and requests failing right after it are the table repaying the overshoot's
+    # debt, not a rate far too high: no fast drop until min_interval has passed.
+    _fast_drop(control, clock)
+    _fast_drop(control, clock)
+    assert control.rate == second
+    clock.now += 0.5
+    control.throttled(clock.now - 0.01)
+    assert control.rate < second  # a regular drop, once min_interval has passed
