@@ -9,7 +9,7 @@
     print(manifest.items, [part.name for part in manifest.parts])
 
 ``export_table(client, table, directory, /, *, format="parquet", segments=None,
-concurrency=None, rate_limit=None, rows_per_part=983_040, row_group_size=122_880,
+concurrency=None, rate_limit=None, rows_per_part=1_048_576, row_group_size=65_536,
 overwrite=False, schema=None, on_progress=None, progress_interval=0.25,
 scan_options=None, **scan_params)`` scans the table (``scan()``'s arguments and Scan
 parameters) into ``directory``:
