@@ -5,7 +5,8 @@
     python benchmarks/run.py --scenario export    # the same, inside the full benchmark
 
 What is measured, each command in its own subprocess on the same table in one run
-(medians of ``--repeat`` runs, interleaved), on the model server without latency, which
+(medians of ``--repeat`` runs, interleaved; each command alone on one CPU, the servers on
+the others, as in ``run.py``), on the model server without latency, which
 serves a scan faster than dynalite, so that the clients, not the server, set the pace.
 dynalite's own rate (about 65,000 items a second here, what the lower-bound client
 reaches) is about what the export reads at, so there the ratio to awswrangler measures
@@ -66,13 +67,22 @@ def _env() -> dict[str, str]:
 def timed(command: list[str], *, stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
     """Run ``command`` (``[sys.executable, ...]``); its wall time, CPU (wait4), peak RSS
     (its own, from ``_peak``: wait4's ``ru_maxrss`` would include this driver's), stderr."""
+    from benchmarks import run as runner  # here: run.py imports this module
+
     with tempfile.TemporaryDirectory() as scratch:
         peak = Path(scratch) / "peak"
         wrapped = [command[0], str(HERE / "_peak.py"), str(peak), *command[1:]]
         with tempfile.TemporaryFile("w+") as err:
             started = time.perf_counter()
             process = subprocess.Popen(
-                wrapped, stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=_env()
+                wrapped,
+                stdout=stdout,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=_env(),
+                # Alone on the client's CPU, as every client of run.py: a command sharing
+                # the server's core would be timed with the server's work in it.
+                preexec_fn=runner._pin_client,  # noqa: PLW1509 - the driver runs no threads
             )
             _, status, usage = os.wait4(process.pid, 0)
             wall = time.perf_counter() - started
@@ -417,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         smoke(args)
+    from benchmarks import run as runner
+
+    if runner.CPUS is not None:
+        # As run.py does: the servers (started from here) off the measured command's CPU.
+        os.sched_setaffinity(0, runner.CPUS[1])
     lines, goals, data = measure(args)
     print("\n".join(lines))
     if args.smoke:
