@@ -60,6 +60,17 @@ async def _fill(client: Any, name: str, items: list[dict[str, Any]]) -> None:
         await client.batch_write_item(RequestItems={name: batch})
 
 
+async def _on_demand_table(
+    client: Any, name: str, maximum: int, items: list[dict[str, Any]]
+) -> None:
+    """An on-demand table whose ``MaxReadRequestUnits`` is ``maximum``, holding ``items``."""
+    on_demand = {"MaxReadRequestUnits": maximum}
+    await client.create_table(
+        **_spec(name, BillingMode="PAY_PER_REQUEST", OnDemandThroughput=on_demand)
+    )
+    await _fill(client, name, items)
+
+
 PROVISIONED = {"ProvisionedThroughput": {"ReadCapacityUnits": 40, "WriteCapacityUnits": 5}}
 
 
@@ -144,13 +155,8 @@ async def model(**options: Any) -> AsyncIterator[Any]:
 
 async def test_share_of_an_on_demand_maximum() -> None:
     async with model() as client:
-        on_demand: dict[str, Any] = {
-            "BillingMode": "PAY_PER_REQUEST",
-            "OnDemandThroughput": {"MaxReadRequestUnits": 300},
-        }
-        await client.create_table(**_spec("od-table", **on_demand))
         items = _items(20)
-        await _fill(client, "od-table", items)
+        await _on_demand_table(client, "od-table", 300, items)
         async with dynascan_async.scan(
             client, "od-table", rate_limit="10%", deserialize=False
         ) as scan:
@@ -176,13 +182,8 @@ async def test_a_throttling_table_is_read_exactly_once_and_the_rate_drops(
     # partitions serve 5 each: ~70 units to read, 20 a second after a 1-second burst.
     # Even "100%" (30) is more than it serves, so throttling is certain either way.
     async with model(partitions=4, partition_rcu=5.0) as client:
-        on_demand: dict[str, Any] = {
-            "BillingMode": "PAY_PER_REQUEST",
-            "OnDemandThroughput": {"MaxReadRequestUnits": 30},
-        }
-        await client.create_table(**_spec("hot", **on_demand))
         items = _items(200, size=2500)  # ~70 units in pages of 10, eventually consistent
-        await _fill(client, "hot", items)
+        await _on_demand_table(client, "hot", 30, items)
         scan = dynascan_async.scan(
             client, "hot", segments=16, Limit=10, rate_limit=rate_limit, deserialize=False
         )
@@ -203,13 +204,8 @@ async def test_throttled_attempts_spend_their_estimate_so_retries_are_paced() ->
     # failures refunded, the retries would go out as fast as the round trips allow
     # (thousands a second here) while the table refuses them.
     async with model() as client:
-        on_demand: dict[str, Any] = {
-            "BillingMode": "PAY_PER_REQUEST",
-            "OnDemandThroughput": {"MaxReadRequestUnits": 10},
-        }
-        await client.create_table(**_spec("paced", **on_demand))
         items = _items(40, size=3000)  # one unit each, read consistently
-        await _fill(client, "paced", items)
+        await _on_demand_table(client, "paced", 10, items)
         scan = dynascan_async.scan(
             client,
             "paced",
