@@ -17,7 +17,10 @@ handle all three the same way here:
   a signal ended;
 * a second signal while the first one's cleanup runs ends the process at once, with the
   signal's default action: the way out if a cleanup ever hangs;
-* the previous handlers are restored when the block ends.
+* the previous handlers are restored when the block ends;
+* a signal that is ignored when the block starts stays ignored: ``nohup`` ignores SIGHUP
+  and a shell's background job ignores SIGINT, so that the command outlives a closed
+  terminal or a Ctrl-C meant for the foreground.
 
 Where the event loop cannot install signal handlers (Windows, a thread other than the
 main one) the block does nothing and the old behaviour stays.
@@ -31,7 +34,12 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import FrameType
+from typing import Any, TypeAlias
+
+# What signal.getsignal returns: a function, SIG_DFL/SIG_IGN, or None (not set from Python).
+_Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | None
 
 STOP_SIGNALS: tuple[int, ...] = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -79,13 +87,18 @@ async def stop_on_signals(signums: Sequence[int] = STOP_SIGNALS) -> AsyncIterato
         received.append(signum)
         task.cancel(f"dynascan: {signal.Signals(signum).name}")
 
-    installed: list[int] = []
+    installed: dict[int, _Handler] = {}
     for signum in signums:
         try:
+            previous = signal.getsignal(signum)
+            if previous == signal.SIG_IGN:
+                # Ignored on purpose (``nohup`` ignores SIGHUP, a shell's background job
+                # SIGINT): the person asked for the command to outlive it. Keep it so.
+                continue
             loop.add_signal_handler(signum, on_signal, signum)
         except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - Windows
             continue
-        installed.append(signum)
+        installed[signum] = previous
     try:
         try:
             yield
@@ -103,8 +116,10 @@ async def stop_on_signals(signums: Sequence[int] = STOP_SIGNALS) -> AsyncIterato
             raise Interrupted(received[0])
     finally:
         active = False
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        for signum, previous in installed.items():
+            loop.remove_signal_handler(signum)  # sets SIG_DFL, whatever was there before
+            if previous is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(signum, previous)
 
 
 def _uncancel(task: asyncio.Task[object]) -> None:

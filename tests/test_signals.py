@@ -20,7 +20,11 @@ SCRIPT = textwrap.dedent(
     import asyncio, signal, sys
     from dynascan_async._signals import Interrupted, stop_on_signals
 
-    slow_cleanup = len(sys.argv) > 1
+    slow_cleanup = "slow" in sys.argv[1:]
+    # Whatever this test's runner ignores (nohup: SIGHUP; a background job: SIGINT), the
+    # child starts from Python's defaults, unless told to ignore SIGHUP as nohup does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN if "nohup" in sys.argv[1:] else signal.SIG_DFL)
 
     async def work():
         try:
@@ -32,7 +36,7 @@ SCRIPT = textwrap.dedent(
                 await asyncio.sleep(60)
 
     async def main():
-        before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             async with stop_on_signals():
                 await work()
@@ -90,7 +94,7 @@ def test_a_signal_runs_the_cleanup_and_exits_128_plus_its_number(
 
 
 def test_a_second_signal_ends_a_cleanup_that_hangs(started: list[subprocess.Popen[str]]) -> None:
-    process = start(started, "slow cleanup")
+    process = start(started, "slow")
     process.send_signal(signal.SIGTERM)
     assert process.stdout is not None
     assert process.stdout.readline() == "cleanup\n"  # the first signal's cleanup is running
@@ -98,3 +102,18 @@ def test_a_second_signal_ends_a_cleanup_that_hangs(started: list[subprocess.Pope
     out, _ = process.communicate(timeout=30)
     assert out == ""
     assert process.returncode == -signal.SIGTERM  # ended by the signal itself, at once
+
+
+def test_a_signal_ignored_before_stays_ignored(started: list[subprocess.Popen[str]]) -> None:
+    # Under nohup, a closed terminal's SIGHUP must not stop an export: the person who
+    # typed nohup asked for the opposite. SIGTERM still stops it, and SIGHUP is still
+    # ignored afterwards.
+    process = start(started, "nohup")
+    process.send_signal(signal.SIGHUP)
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.communicate(timeout=1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert err == ""
+    assert out.splitlines() == ["cleanup", "interrupted SIGTERM restored=True"]
+    assert process.returncode == 128 + signal.SIGTERM
