@@ -8,6 +8,7 @@ and ``Limit`` makes many pages out of them.
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -90,3 +91,26 @@ def every_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     transport: Any = request.param
     monkeypatch.setattr(dynascan_async, "scan", functools.partial(_scan, transport=transport))
     return str(transport)
+
+
+def _do_nothing(signum: int, frame: object) -> None:
+    """A handler of our own: a child's exec resets it to the default, unlike SIG_IGN."""
+
+
+@pytest.fixture(autouse=True)
+def _children_start_with_default_signals() -> Iterator[None]:
+    """Processes a test starts get SIGINT and SIGHUP at their defaults, even when this run
+    ignores them (under ``nohup``, or as a shell's background job): an ignored signal stays
+    ignored across exec, and the commands keep ignoring what they were started ignoring,
+    so tests that send those signals would otherwise test the run's environment."""
+    names = ("SIGINT", "SIGHUP")
+    saved = {
+        s: signal.getsignal(s) for s in (getattr(signal, n) for n in names if hasattr(signal, n))
+    }
+    for signum, handler in saved.items():
+        if handler == signal.SIG_IGN:
+            signal.signal(signum, _do_nothing)
+    yield
+    for signum, handler in saved.items():
+        if handler == signal.SIG_IGN:
+            signal.signal(signum, handler)
