@@ -61,9 +61,17 @@ def proxy(moto_server: MotoServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def faults(proxy: FaultProxy) -> Iterator[FaultProxy]:
-    """The fault proxy, reset before and after the test."""
+    """The fault proxy, reset before and after the test.
+
+    Each reset waits for the proxy to go quiet first: requests an earlier test had written
+    before it closed its client (a scan cancelled by a failing segment) must not be counted
+    as this test's.
+    """
+    proxy.wait_quiet()
     proxy.reset()
     yield proxy
+    if not proxy.wait_quiet():
+        pytest.fail("a client connection to the fault proxy outlived its test")
     proxy.reset()
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import http
 import ipaddress
@@ -322,7 +323,9 @@ class FaultProxy:
     * ``in_flight`` -- Scan requests between "fully read" and "answered / dropped"; it drops
       just *before* the response is written, so a client holding its answer never sees its own
       request still counted. ``max_in_flight`` -- the highest ``in_flight`` seen.
-      ``wait_idle()`` waits for ``in_flight == 0``.
+      ``wait_idle()`` waits for ``in_flight == 0``; ``wait_quiet()`` waits until no client
+      connection is open at all, so that requests a finished test had already sent are
+      counted before the next test zeroes the counters, not after.
     * ``requests`` (all requests), ``connections`` (client connections accepted),
       ``upstream_errors`` (answered 502) and ``errors`` (class names of unexpected exceptions
       in the proxy; client disconnects are not errors).
@@ -372,6 +375,7 @@ class FaultProxy:
         self._zero_counters_locked()
         self._in_flight = 0
         self._max_in_flight = 0
+        self._open = 0  # client connections accepted and not yet closed
 
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -549,6 +553,32 @@ class FaultProxy:
         with self._idle:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
+    def wait_quiet(self, timeout: float = 10.0) -> bool:
+        """Wait until every client connection is closed; False on timeout.
+
+        A client that closed its connections may still have requests in this proxy's socket
+        buffers (a scan cancelled after its requests were written): they are read, counted and
+        answered only when the loop gets to them. Waiting for the open connections to drain,
+        then letting the loop run once more so that connections still in the accept backlog are
+        taken too, keeps those late requests out of the next test's counters.
+        """
+        deadline = time.monotonic() + timeout
+        for _ in range(2):
+            with self._idle:
+                left = deadline - time.monotonic()
+                if not self._idle.wait_for(lambda: self._open == 0, max(0.0, left)):
+                    return False
+            loop = self._loop
+            if loop is None:
+                return True
+            barrier = asyncio.run_coroutine_threadsafe(asyncio.sleep(0.01), loop)
+            try:
+                barrier.result(max(0.0, deadline - time.monotonic()))
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                return False
+        with self._lock:
+            return self._open == 0
+
     # ------------------------------------------------------------------ the loop thread
 
     def _run(self) -> None:
@@ -599,6 +629,7 @@ class FaultProxy:
         self._client_writers.add(writer)
         with self._lock:
             self._connections += 1
+            self._open += 1
         try:
             while await self._serve_one(reader, writer):
                 pass
@@ -609,7 +640,12 @@ class FaultProxy:
                 self._note_error_locked(exc)
         finally:
             self._client_writers.discard(writer)
-            await _close_writer(writer)
+            try:
+                await _close_writer(writer)
+            finally:
+                with self._idle:
+                    self._open -= 1
+                    self._idle.notify_all()
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Read and answer one request. Returns whether to keep the connection open."""
