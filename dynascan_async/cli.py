@@ -9,7 +9,7 @@ shows the traceback.
 
 from __future__ import annotations
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 import argparse
 import asyncio
@@ -29,6 +29,7 @@ from ._encode import dumps_item
 from ._errors import CheckpointError
 from ._output import FLUSH_BYTES, Output, OutputError, open_output
 from ._signals import Interrupted, stop_on_signals
+from ._startup import hold, release
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -413,6 +414,7 @@ async def _scan_into(
     async with session.create_client(
         "dynamodb", endpoint_url=args.endpoint_url, region_name=args.region
     ) as client:
+        release()  # start-up is over
         try:
             scan = dynascan_async.scan(
                 client,
@@ -527,7 +529,23 @@ def _saved(args: argparse.Namespace | None) -> str:
     return f"; checkpoint saved to {path}, run the same command to resume"
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """The ``dynascan`` program: :func:`main` with the collector held during start-up.
+
+    Only the program does that (see ``_startup``); ``main()`` called from Python does not.
+    """
+    hold()
+    return main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        release()  # a command that stopped before its start-up was over
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args: argparse.Namespace | None = None
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -536,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from ._demo import run_demo
 
+            release()  # the demo starts a server and loads a table: no start-up to speak of
             return run_demo(args)
         if args.command == "export":
             from ._export._cli import run_export

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import anyio
 
 from .._signals import Interrupted, stop_on_signals
+from .._startup import release
 from ._errors import ExportError
 from ._formats import DEFAULT_ROW_GROUP_SIZE, DEFAULT_ROWS_PER_PART, FORMATS
 from ._manifest import ExportProgress
@@ -137,6 +138,7 @@ async def run_export(
     if args.scheduler:
         from .._dask_cli import run_cluster_export
 
+        release()
         return await anyio.to_thread.run_sync(
             lambda: run_cluster_export(args, err, scan_params=scan_params)
         )
@@ -150,6 +152,10 @@ async def run_export(
             ) as client,
             stop_on_signals(),
         ):
+            if args.format == "parquet":
+                # Part of start-up, so frozen with it (see _startup).
+                from .. import _columns, arrow  # noqa: F401
+            release()
             try:
                 manifest = await export_table(
                     client,
