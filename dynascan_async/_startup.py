@@ -2,12 +2,12 @@
 
 A command spends a large share of a short run starting: importing aiohttp, botocore and
 pyarrow and loading botocore's service model make a few hundred thousand objects that
-live as long as the process. The cyclic collector, triggered by every 700 or so new
-objects, walks them again and again while they are made; each full collection later in
-the run walks them once more, and the interpreter walks them a last time as it exits.
-None of them is ever garbage. On a 100,000-item table, on one core, holding the collector
-took a fifth off a Parquet export's CPU time and a third off a scan's (``nox -s bench``,
-the export scenario).
+live as long as the process. The cyclic collector, triggered every few hundred to two
+thousand new container objects (by Python version), walks them again and again while they
+are made; each full collection later in the run walks them once more, and the interpreter
+walks them a last time as it exits. None of them is ever garbage. On a 100,000-item table,
+on one core, holding the collector took a fifth off a Parquet export's time and a third
+off a scan's (``benchmarks/export.py``, run against the same code without it).
 
 So the command entry point (:func:`hold`) turns the collector off, and the command turns it
 back on (:func:`release`) once its start-up is over (its client made, the modules it needs
