@@ -342,6 +342,22 @@ def test_another_commands_unfinished_export_is_refused_with_one_line(
     assert "holds an unfinished export with format ddb-json" in result.stderr
 
 
+def test_parquet_without_pyarrow_says_which_extra_in_one_line(
+    moto_server: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    command = export_command(moto_server.endpoint_url, out, fmt="parquet")
+    no_pyarrow = (
+        "import sys; sys.modules['pyarrow'] = None; "
+        "from dynascan_async.cli import run; sys.exit(run(sys.argv[1:]))"
+    )
+    result = run([sys.executable, "-c", no_pyarrow, *command[3:]])
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "pip install 'dynascan-async[arrow]'" in result.stderr
+    assert not out.exists()  # refused before anything was made
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

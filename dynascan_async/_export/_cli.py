@@ -152,11 +152,12 @@ async def run_export(
             ) as client,
             stop_on_signals(),
         ):
-            if args.format == "parquet":
-                # Part of start-up, so frozen with it (see _startup).
-                from .. import _columns, arrow  # noqa: F401
-            release()
             try:
+                if args.format == "parquet":
+                    # Part of start-up, so frozen with it (see _startup); without pyarrow,
+                    # the ImportError's advice is shown below like any other.
+                    from .. import arrow  # noqa: F401
+                release()
                 manifest = await export_table(
                     client,
                     args.table_name,
