@@ -70,8 +70,8 @@ def faults(proxy: FaultProxy) -> Iterator[FaultProxy]:
     proxy.wait_quiet()
     proxy.reset()
     yield proxy
-    if not proxy.wait_quiet():
-        pytest.fail("a client connection to the fault proxy outlived its test")
+    if not proxy.wait_quiet(timeout=30):
+        pytest.fail(f"{proxy.open_connections} client connection(s) to the proxy outlived the test")
     proxy.reset()
 
 

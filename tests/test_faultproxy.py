@@ -340,27 +340,28 @@ def test_client_disconnects_do_not_break_the_proxy(
 
 
 def test_requests_written_before_a_close_are_counted_once_quiet(
-    proxy: FaultProxy, moto_port: int, make_client: MakeClient
+    moto_port: int, make_client: MakeClient
 ) -> None:
     """What a closed client had already written is still read: wait_quiet() waits for it."""
     table = _create_table(make_client(_moto_url(moto_port)), n_items=2)
     body = f'{{"TableName": "{table}"}}'.encode()
-    address = ("127.0.0.1", proxy.port)
-    proxy.latency = 0.05
-    for _ in range(5):
-        with socket.create_connection(address, timeout=5) as sock:
-            sock.sendall(_raw_scan_request(proxy.port, body))
-    assert proxy.wait_quiet()
-    assert proxy.scan_requests == 5
-    assert proxy.in_flight == 0
+    with FaultProxy("127.0.0.1", moto_port, latency=0.05) as proxy:  # no earlier test's traffic
+        address = ("127.0.0.1", proxy.port)
+        for _ in range(5):
+            with socket.create_connection(address, timeout=5) as sock:
+                sock.sendall(_raw_scan_request(proxy.port, body))
+        assert proxy.wait_quiet(timeout=30), f"{proxy.open_connections} connection(s) open"
+        assert proxy.scan_requests == 5
+        assert proxy.in_flight == 0
 
-    idle = socket.create_connection(address, timeout=5)
-    try:
-        assert not proxy.wait_quiet(timeout=0.3)
-    finally:
-        idle.close()
-    assert proxy.wait_quiet()
-    assert proxy.errors == []
+        idle = socket.create_connection(address, timeout=5)
+        try:
+            assert not proxy.wait_quiet(timeout=0.3)
+            assert proxy.open_connections == 1
+        finally:
+            idle.close()
+        assert proxy.wait_quiet(timeout=30), f"{proxy.open_connections} connection(s) open"
+        assert proxy.errors == []
 
 
 def test_close_with_live_connections(moto_port: int, make_client: MakeClient) -> None:

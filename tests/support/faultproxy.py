@@ -324,8 +324,8 @@ class FaultProxy:
       just *before* the response is written, so a client holding its answer never sees its own
       request still counted. ``max_in_flight`` -- the highest ``in_flight`` seen.
       ``wait_idle()`` waits for ``in_flight == 0``; ``wait_quiet()`` waits until no client
-      connection is open at all, so that requests a finished test had already sent are
-      counted before the next test zeroes the counters, not after.
+      connection is open at all (``open_connections == 0``), so that requests a finished
+      test had already sent are counted before the next test zeroes the counters, not after.
     * ``requests`` (all requests), ``connections`` (client connections accepted),
       ``upstream_errors`` (answered 502) and ``errors`` (class names of unexpected exceptions
       in the proxy; client disconnects are not errors).
@@ -537,6 +537,11 @@ class FaultProxy:
     def max_in_flight(self) -> int:
         with self._lock:
             return self._max_in_flight
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return self._open
 
     @property
     def upstream_errors(self) -> int:
