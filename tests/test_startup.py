@@ -21,7 +21,7 @@ from tests.support.faultproxy import FaultProxy
 
 
 @pytest.fixture
-def collector() -> Iterator[None]:
+def restore_gc() -> Iterator[None]:
     """The collector as it was, afterwards."""
     was_enabled = gc.isenabled()
     frozen = gc.get_freeze_count()
@@ -37,14 +37,14 @@ def collector() -> Iterator[None]:
             gc.disable()
 
 
-def test_release_without_hold_leaves_the_collector_alone(collector: None) -> None:
+def test_release_without_hold_leaves_the_collector_alone(restore_gc: None) -> None:
     frozen = gc.get_freeze_count()
     _startup.release()
     assert gc.isenabled()
     assert gc.get_freeze_count() == frozen
 
 
-def test_hold_then_release_freezes_start_up_and_collects_again(collector: None) -> None:
+def test_hold_then_release_freezes_start_up_and_collects_again(restore_gc: None) -> None:
     _startup.hold()
     assert not gc.isenabled()
     made_during_start_up: list[list[int]] = [
@@ -58,7 +58,7 @@ def test_hold_then_release_freezes_start_up_and_collects_again(collector: None) 
     assert gc.get_freeze_count() == frozen
 
 
-def test_a_collector_the_user_turned_off_stays_off(collector: None) -> None:
+def test_a_collector_the_user_turned_off_stays_off(restore_gc: None) -> None:
     gc.disable()
     frozen = gc.get_freeze_count()
     _startup.hold()
@@ -68,7 +68,7 @@ def test_a_collector_the_user_turned_off_stays_off(collector: None) -> None:
 
 
 def test_main_from_python_never_touches_the_collector(
-    collector: None, capsys: pytest.CaptureFixture[str]
+    restore_gc: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frozen = gc.get_freeze_count()
     assert cli.main(["scan", "--table-name", "t", "--total-segments", "0"]) == 2
@@ -78,7 +78,7 @@ def test_main_from_python_never_touches_the_collector(
 
 
 def test_a_command_that_fails_at_once_gives_the_collector_back(
-    collector: None, capsys: pytest.CaptureFixture[str]
+    restore_gc: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.run(["scan", "--table-name", "t", "--total-segments", "0"]) == 2
     assert gc.isenabled()
@@ -88,7 +88,7 @@ def test_a_command_that_fails_at_once_gives_the_collector_back(
 @pytest.mark.parametrize("command", ["scan", "export"])
 def test_the_program_collects_as_usual_while_it_reads(
     command: str,
-    collector: None,
+    restore_gc: None,
     faults: FaultProxy,
     loaded: tables.Loaded,
     tmp_path: Path,

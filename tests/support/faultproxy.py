@@ -568,21 +568,21 @@ class FaultProxy:
         taken too, keeps those late requests out of the next test's counters.
         """
         deadline = time.monotonic() + timeout
-        for _ in range(2):
-            with self._idle:
-                left = deadline - time.monotonic()
-                if not self._idle.wait_for(lambda: self._open == 0, max(0.0, left)):
-                    return False
-            loop = self._loop
-            if loop is None:
-                return True
+        if not self._wait_closed(deadline):
+            return False
+        loop = self._loop
+        if loop is not None:
             barrier = asyncio.run_coroutine_threadsafe(asyncio.sleep(0.01), loop)
             try:
                 barrier.result(max(0.0, deadline - time.monotonic()))
             except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                 return False
-        with self._lock:
-            return self._open == 0
+        return self._wait_closed(deadline)
+
+    def _wait_closed(self, deadline: float) -> bool:
+        with self._idle:
+            left = max(0.0, deadline - time.monotonic())
+            return self._idle.wait_for(lambda: self._open == 0, left)
 
     # ------------------------------------------------------------------ the loop thread
 
